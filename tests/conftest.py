@@ -1,0 +1,109 @@
+"""Shared fixtures: the real emulators, unique Pub/Sub names, the real ingest app.
+
+The emulators are started once per session unless the environment already points at running
+ones (``.ci/run`` and ``make test`` start them; a bare ``pytest`` starts its own). An emulator
+that cannot start fails every test that needs it: nothing is skipped. Under ``CI=true`` any
+skipped test fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack.emulators import EmulatorError, build_emulators
+
+TEST_PROJECT = "ttma-relay-test"
+EMULATOR_VARS = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
+
+
+@pytest.fixture(scope="session")
+def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    if all(os.environ.get(name) for name in EMULATOR_VARS):
+        project = os.environ.get("GOOGLE_CLOUD_PROJECT") or TEST_PROJECT
+        os.environ["GOOGLE_CLOUD_PROJECT"] = project
+        yield {name: os.environ[name] for name in EMULATOR_VARS} | {
+            "GOOGLE_CLOUD_PROJECT": project
+        }
+        return
+    try:
+        started = build_emulators(TEST_PROJECT)
+        started.start(Path(tmp_path_factory.mktemp("emulator-logs")))
+    except EmulatorError as error:
+        pytest.fail(f"emulators are required and could not start: {error}", pytrace=False)
+    saved = {name: os.environ.get(name) for name in (*EMULATOR_VARS, "GOOGLE_CLOUD_PROJECT")}
+    os.environ.update(started.env)
+    try:
+        yield dict(started.env)
+    finally:
+        started.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for names (Pub/Sub has no wipe on the emulator)."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def publisher_client(emulators: dict[str, str]):
+    from google.cloud import pubsub_v1
+
+    return pubsub_v1.PublisherClient()
+
+
+@pytest.fixture(scope="session")
+def subscriber_client(emulators: dict[str, str]):
+    from google.cloud import pubsub_v1
+
+    client = pubsub_v1.SubscriberClient()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def firestore_client(emulators: dict[str, str]):
+    from google.cloud import firestore
+
+    return firestore.Client(project=emulators["GOOGLE_CLOUD_PROJECT"])
+
+
+@pytest.fixture
+def topic_with_subscription(
+    emulators: dict[str, str], publisher_client, subscriber_client, unique: str
+) -> tuple[str, str]:
+    """A fresh topic and a pull subscription on it: (topic_id, subscription_path)."""
+    project = emulators["GOOGLE_CLOUD_PROJECT"]
+    topic_id = f"events-{unique}"
+    topic_path = publisher_client.topic_path(project, topic_id)
+    publisher_client.create_topic(name=topic_path)
+    subscription_path = subscriber_client.subscription_path(project, f"pull-{unique}")
+    subscriber_client.create_subscription(name=subscription_path, topic=topic_path)
+    return topic_id, subscription_path
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    skipped = terminalreporter.stats.get("skipped", [])
+    if os.environ.get("CI") and skipped:
+        terminalreporter.write_line(
+            f"FAILED: {len(skipped)} test(s) skipped under CI; a skipped emulator test hides "
+            "a failure",
+            red=True,
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or not os.environ.get("CI"):
+        return
+    if reporter.stats.get("skipped") and exitstatus == 0:
+        session.exitstatus = 1

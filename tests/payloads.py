@@ -1,0 +1,48 @@
+"""Builders for signed test deliveries (one thing changed per test)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import verify
+
+GOLDEN = json.loads((Path(__file__).parent / "data" / "call_ended.json").read_text())
+SECRET = "whsec_test_current_0123456789abcdef0123456789"
+PREVIOUS_SECRET = "whsec_test_previous_0123456789abcdef012345678"
+
+
+def delivery(**data_overrides: Any) -> dict[str, Any]:
+    """The vendor's documented payload with a fresh deliveryId and call id."""
+    envelope = copy.deepcopy(GOLDEN)
+    envelope["deliveryId"] = str(uuid.uuid4())
+    envelope["data"]["id"] = f"v3:{uuid.uuid4().hex}"
+    envelope["data"].update(data_overrides)
+    return envelope
+
+
+def encode(envelope: Any) -> bytes:
+    return json.dumps(envelope, separators=(",", ":")).encode("utf-8")
+
+
+def signed_headers(
+    body: bytes,
+    *,
+    secret: str = SECRET,
+    timestamp: int | None = None,
+    envelope: dict[str, Any] | None = None,
+) -> dict[str, str]:
+    headers = {
+        "Content-Type": "application/json",
+        "X-TTMA-Signature": verify.sign(
+            secret, body, timestamp=int(time.time()) if timestamp is None else timestamp
+        ),
+    }
+    if envelope is not None:
+        headers["X-TTMA-Event"] = str(envelope.get("event"))
+        headers["X-TTMA-Delivery-Id"] = str(envelope.get("deliveryId"))
+    return headers
