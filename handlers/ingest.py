@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import flask
-from werkzeug.exceptions import RequestEntityTooLarge
 
 import verify
 from ttma_relay.call_events import CallEventPublisher, message_attributes
@@ -28,6 +27,7 @@ DELIVERY_ID_HEADER = "X-TTMA-Delivery-Id"
 EVENT_HEADER = "X-TTMA-Event"
 MAX_ID_LENGTH = 1024  # a Pub/Sub attribute value is at most 1024 bytes
 RETRY_AFTER_SECONDS = 5
+READ_CHUNK_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -140,13 +140,18 @@ def _read_delivery(request: flask.Request, settings: IngestSettings) -> tuple[De
 
 
 def _raw_body(request: flask.Request, limit: int) -> bytes:
+    """The exact body bytes, read at most ``limit + 1`` bytes far (chunked bodies too)."""
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge(f"body is larger than {limit} bytes")
-    request.max_content_length = limit  # also bounds chunked bodies with no Content-Length
-    try:
-        return request.get_data(cache=True)
-    except RequestEntityTooLarge:
-        raise BodyTooLarge(f"body is larger than {limit} bytes") from None
+    stream = request.stream
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := stream.read(min(READ_CHUNK_BYTES, limit + 1 - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"body is larger than {limit} bytes")
+    return b"".join(chunks)
 
 
 def _parse_delivery(raw: bytes) -> Delivery:
