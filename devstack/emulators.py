@@ -137,6 +137,7 @@ def stop_process_groups(pids: list[int], *, grace: float = 3.0) -> None:
             os.killpg(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while groups and time.monotonic() < deadline:
+        _reap(pids)  # our own exited children stay zombies (and their group alive) until reaped
         for pgid in list(groups):
             try:
                 os.killpg(pgid, 0)
@@ -146,6 +147,12 @@ def stop_process_groups(pids: list[int], *, grace: float = 3.0) -> None:
     for pgid in groups:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
+
+
+def _reap(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
 
 
 def _require(tool: str) -> str:

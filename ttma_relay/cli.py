@@ -1,0 +1,87 @@
+"""``ttma-relay``: the operator CLI (smoke tests, webhook setup, inspection)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+import httpx
+
+import verify
+from ttma_relay.sample_delivery import sample_delivery
+
+EXIT_REFUSED = 1  # the endpoint answered, but not with 2xx
+EXIT_UNREACHABLE = 2  # the endpoint could not be reached
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ttma-relay")
+def main() -> None:
+    """Operate a ttma-relay deployment: the local stack or a real Google Cloud project."""
+
+
+@main.command()
+@click.argument("url")
+@click.option(
+    "--payload",
+    "payload_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSON delivery to send (default: a built-in sample with fresh ids).",
+)
+@click.option(
+    "--secret",
+    envvar="TTMA_WEBHOOK_SECRET",
+    required=True,
+    show_envvar=True,
+    help="Webhook signing secret.",
+)
+@click.option("--tamper", is_flag=True, help="Change the body after signing (expect 401).")
+@click.option("--timestamp", type=int, default=None, help="Unix time to sign with (default now).")
+@click.option("--timeout", type=float, default=30.0, show_default=True)
+def send(
+    url: str,
+    payload_file: Path | None,
+    secret: str,
+    tamper: bool,
+    timestamp: int | None,
+    timeout: float,
+) -> None:
+    """Sign a delivery exactly like the vendor does and POST it to URL.
+
+    Prints the status and body. Exit code 0 on 2xx, 1 on any other answer, 2 if unreachable.
+    """
+    if payload_file is not None:
+        body = payload_file.read_bytes()
+        try:
+            envelope = json.loads(body)
+        except json.JSONDecodeError as error:
+            raise click.BadParameter(f"not JSON: {error}", param_hint="--payload") from None
+    else:
+        envelope = sample_delivery()
+        body = json.dumps(envelope, separators=(",", ":")).encode()
+    signed_at = int(time.time()) if timestamp is None else timestamp
+    headers = {
+        "Content-Type": "application/json",
+        "X-TTMA-Signature": verify.sign(secret, body, timestamp=signed_at),
+        "X-TTMA-Event": str(envelope.get("event", "")),
+        "X-TTMA-Delivery-Id": str(envelope.get("deliveryId", "")),
+    }
+    if tamper:
+        body = body + b" "
+    try:
+        response = httpx.post(url, content=body, headers=headers, timeout=timeout)
+    except httpx.HTTPError as error:
+        click.echo(f"error: could not reach {url}: {type(error).__name__}", err=True)
+        sys.exit(EXIT_UNREACHABLE)
+    click.echo(f"{response.status_code} {response.reason_phrase}")
+    click.echo(response.text)
+    if not response.is_success:
+        sys.exit(EXIT_REFUSED)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(prog_name=os.path.basename(sys.argv[0]))
