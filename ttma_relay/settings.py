@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 DEFAULT_API_BASE_URL = "https://api.talktomyagent.io"
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # well below Pub/Sub's 10 MB message limit
 PUBSUB_MESSAGE_LIMIT_BYTES = 10_000_000
+MIN_SECRET_LENGTH = 32  # the vendor refuses shorter signing secrets
 
 
 class SettingsError(ValueError):
@@ -110,17 +111,22 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int, maxim
     return value
 
 
-def _secret(env: Mapping[str, str], name: str, *, required: bool) -> str | None:
-    # Secrets are not stripped of inner content, only of surrounding whitespace/newlines that
-    # Secret Manager versions created with `echo` commonly carry.
-    value = env.get(name, "").strip()
-    if not value:
-        if required:
-            raise SettingsError(f"{name} is required but not set")
-        return None
-    if len(value) < 32:
-        raise SettingsError(f"{name} must be at least 32 characters (the vendor's minimum)")
-    return value
+def _keyring(env: Mapping[str, str]) -> tuple[str, ...]:
+    """Current secret(s) first, then the previous one(s); each comma-separated, deduplicated."""
+    current = env.get(ENV_WEBHOOK_SECRET, "")
+    previous = env.get(ENV_WEBHOOK_SECRET_PREVIOUS, "")
+    # Surrounding whitespace is dropped: Secret Manager versions made with `echo` end in "\n".
+    secrets = [s.strip() for s in current.split(",") if s.strip()]
+    if not secrets:
+        raise SettingsError(f"{ENV_WEBHOOK_SECRET} is required but not set")
+    secrets += [s.strip() for s in previous.split(",") if s.strip()]
+    for index, secret in enumerate(secrets):
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise SettingsError(
+                f"webhook secret #{index} (of {ENV_WEBHOOK_SECRET}, then "
+                f"{ENV_WEBHOOK_SECRET_PREVIOUS}) must be at least {MIN_SECRET_LENGTH} characters"
+            )
+    return tuple(dict.fromkeys(secrets))
 
 
 @dataclass(frozen=True)
@@ -142,21 +148,9 @@ class IngestSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
         env = os.environ if env is None else env
-        current = _secret(env, ENV_WEBHOOK_SECRET, required=True)
-        previous = _secret(env, ENV_WEBHOOK_SECRET_PREVIOUS, required=False)
-        # Several vendor numbers may point at one ingest, each with its own secret:
-        # TTMA_WEBHOOK_SECRET may hold a comma-separated keyring; the previous one is appended.
-        secrets = [s.strip() for s in (current or "").split(",") if s.strip()]
-        if previous:
-            secrets.extend(s.strip() for s in previous.split(",") if s.strip())
-        for index, secret in enumerate(secrets):
-            if len(secret) < 32:
-                raise SettingsError(
-                    f"webhook secret #{index} must be at least 32 characters (the vendor's minimum)"
-                )
         return cls(
             google=_google(env),
-            webhook_secrets=tuple(dict.fromkeys(secrets)),
+            webhook_secrets=_keyring(env),
             signature_tolerance_seconds=_int(
                 env, ENV_SIGNATURE_TOLERANCE, 300, minimum=1, maximum=3600
             ),
