@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from devstack.emulators import EmulatorError, build_emulators
+from tests.sandbox_fixtures import *  # noqa: F403 - sandbox, sandbox_server, ttma_client, ...
 
 TEST_PROJECT = "ttma-relay-test"
 EMULATOR_VARS = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
