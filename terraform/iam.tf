@@ -1,0 +1,178 @@
+# One service account per function, plus the identities that invoke them and build them.
+# Every grant is on the resource it concerns (topic, bucket, secret, service); the only
+# project-level grants are Firestore access (conditioned on this database) and log writing
+# for the build account, which have no narrower resource to attach to.
+
+locals {
+  service_accounts = {
+    ingest             = { id = "${local.prefix}-fn-ingest", name = "TTMA ingest function" }
+    archive_transcript = { id = "${local.prefix}-fn-transcript", name = "TTMA archive_transcript function" }
+    archive_recording  = { id = "${local.prefix}-fn-recording", name = "TTMA archive_recording function" }
+    reconcile          = { id = "${local.prefix}-fn-reconcile", name = "TTMA reconcile function" }
+    push_invoker       = { id = "${local.prefix}-push-invoker", name = "TTMA Pub/Sub push to the archivers (OIDC)" }
+    scheduler          = { id = "${local.prefix}-scheduler", name = "TTMA Cloud Scheduler to reconcile (OIDC)" }
+    consumer_push      = { id = "${local.prefix}-consumer-push", name = "TTMA Pub/Sub push to consumers (OIDC, no roles)" }
+    build              = { id = "${local.prefix}-build", name = "TTMA function builds (Cloud Build)" }
+  }
+
+  # Functions that read or write Firestore (database-scoped by an IAM condition).
+  firestore_users = toset(["ingest", "archive_transcript", "archive_recording", "reconcile"])
+  # Functions that publish call events.
+  topic_publishers = toset(["ingest", "reconcile"])
+  # Functions that write the archive (create + read only: no delete, no overwrite).
+  archive_writers = toset(["archive_transcript", "archive_recording"])
+  archive_roles   = toset(["roles/storage.objectCreator", "roles/storage.objectViewer"])
+  # Functions that call the TTMA API.
+  api_key_readers = toset(["archive_transcript", "archive_recording", "reconcile"])
+}
+
+resource "google_service_account" "this" {
+  for_each = local.service_accounts
+
+  project      = var.project_id
+  account_id   = each.value.id
+  display_name = each.value.name
+
+  depends_on = [google_project_service.apis]
+}
+
+# --- Firestore: datastore.user restricted to this database ------------------------------------
+
+resource "google_project_iam_member" "firestore_user" {
+  for_each = local.firestore_users
+
+  project = var.project_id
+  role    = "roles/datastore.user"
+  member  = google_service_account.this[each.key].member
+
+  condition {
+    title       = "only-${replace(local.firestore_database, "/[()]/", "")}-database"
+    description = "Firestore access limited to the pipeline's database"
+    expression  = "resource.name == \"${local.firestore_resource}\""
+  }
+}
+
+# --- Pub/Sub --------------------------------------------------------------------------------
+
+resource "google_pubsub_topic_iam_member" "publisher" {
+  for_each = local.topic_publishers
+
+  project = var.project_id
+  topic   = google_pubsub_topic.call_events.name
+  role    = "roles/pubsub.publisher"
+  member  = google_service_account.this[each.key].member
+}
+
+# The Pub/Sub service agent forwards undeliverable messages to the dead-letter topic ...
+resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
+  project = var.project_id
+  topic   = google_pubsub_topic.dead_letter.name
+  role    = "roles/pubsub.publisher"
+  member  = local.pubsub_agent
+}
+
+# ... acknowledges them on the source subscription ...
+resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
+  for_each = local.dead_lettered_subscriptions
+
+  project      = var.project_id
+  subscription = each.value
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_agent
+}
+
+# ... and mints the OIDC tokens of the push identities.
+resource "google_service_account_iam_member" "pubsub_token_creator" {
+  for_each = toset(["push_invoker", "consumer_push"])
+
+  service_account_id = google_service_account.this[each.key].name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.pubsub_agent
+}
+
+# --- Cloud Storage --------------------------------------------------------------------------
+
+resource "google_storage_bucket_iam_member" "archive_writer" {
+  for_each = { for pair in setproduct(local.archive_writers, local.archive_roles) : "${pair[0]}/${pair[1]}" => { fn = pair[0], role = pair[1] } }
+
+  bucket = google_storage_bucket.archive.name
+  role   = each.value.role
+  member = google_service_account.this[each.value.fn].member
+}
+
+resource "google_storage_bucket_iam_member" "source_reader" {
+  bucket = google_storage_bucket.source.name
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.this["build"].member
+}
+
+resource "google_kms_crypto_key_iam_member" "archive_cmek" {
+  count = var.archive_kms_key_name == null ? 0 : 1
+
+  crypto_key_id = var.archive_kms_key_name
+  role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+  member        = local.storage_agent
+}
+
+# --- Secret Manager -------------------------------------------------------------------------
+
+resource "google_secret_manager_secret_iam_member" "webhook_secret" {
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.webhook.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.this["ingest"].member
+}
+
+resource "google_secret_manager_secret_iam_member" "api_key" {
+  for_each = local.api_key_readers
+
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.api_key.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.this[each.key].member
+}
+
+# --- Build ----------------------------------------------------------------------------------
+
+resource "google_project_iam_member" "build_log_writer" {
+  project = var.project_id
+  role    = "roles/logging.logWriter"
+  member  = google_service_account.this["build"].member
+}
+
+resource "google_artifact_registry_repository_iam_member" "build_writer" {
+  project    = var.project_id
+  location   = google_artifact_registry_repository.functions.location
+  repository = google_artifact_registry_repository.functions.name
+  role       = "roles/artifactregistry.writer"
+  member     = google_service_account.this["build"].member
+}
+
+# --- Invocation -----------------------------------------------------------------------------
+
+resource "google_cloud_run_service_iam_member" "push_invoker" {
+  for_each = local.subscriber_functions
+
+  project  = var.project_id
+  location = var.region
+  service  = google_cloudfunctions2_function.this[each.key].name
+  role     = "roles/run.invoker"
+  member   = google_service_account.this["push_invoker"].member
+}
+
+resource "google_cloud_run_service_iam_member" "scheduler_invoker" {
+  project  = var.project_id
+  location = var.region
+  service  = google_cloudfunctions2_function.this["reconcile"].name
+  role     = "roles/run.invoker"
+  member   = google_service_account.this["scheduler"].member
+}
+
+resource "google_cloud_run_service_iam_member" "ingest_public" {
+  # checkov:skip=CKV_GCP_102:The vendor's webhook cannot send Google credentials; every request is authenticated by its HMAC signature (verify/), and unsigned requests get 401 before any side effect.
+  project  = var.project_id
+  location = var.region
+  service  = google_cloudfunctions2_function.this["ingest"].name
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}

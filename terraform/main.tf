@@ -1,0 +1,49 @@
+locals {
+  prefix = var.name_prefix
+
+  labels = merge({ app = "ttma-relay", managed-by = "terraform" }, var.labels)
+
+  apis = toset(concat(
+    [
+      "artifactregistry.googleapis.com",
+      "cloudbuild.googleapis.com",
+      "cloudfunctions.googleapis.com",
+      "cloudresourcemanager.googleapis.com",
+      "cloudscheduler.googleapis.com",
+      "firestore.googleapis.com",
+      "iam.googleapis.com",
+      "logging.googleapis.com",
+      "monitoring.googleapis.com",
+      "pubsub.googleapis.com",
+      "run.googleapis.com",
+      "secretmanager.googleapis.com",
+      "storage.googleapis.com",
+    ],
+    var.bigquery_subscription_enabled ? ["bigquery.googleapis.com"] : [],
+  ))
+
+  firestore_database = var.firestore_database
+  firestore_location = coalesce(var.firestore_location, var.region)
+  bucket_location    = upper(coalesce(var.archive_location, var.region))
+
+  call_events_topic  = "${local.prefix}-call-events"
+  dead_letter_topic  = "${local.prefix}-call-events-dead-letter"
+  archive_bucket     = coalesce(var.archive_bucket_name, "${var.project_id}-${local.prefix}-archive")
+  source_bucket      = "${var.project_id}-${local.prefix}-fn-source"
+  pubsub_agent       = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  storage_agent      = "serviceAccount:service-${data.google_project.this.number}@gs-project-accounts.iam.gserviceaccount.com"
+  firestore_resource = "projects/${var.project_id}/databases/${local.firestore_database}"
+}
+
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
+resource "google_project_service" "apis" {
+  for_each = var.enable_apis ? local.apis : toset([])
+
+  project                    = var.project_id
+  service                    = each.value
+  disable_on_destroy         = false
+  disable_dependent_services = false
+}

@@ -1,0 +1,31 @@
+# Secret Manager secrets. Terraform creates the secrets, their access grants and the function
+# references; it never sees a secret value. Versions are added out of band with
+# `gcloud secrets versions add` (docs/deploy.md), so no value is ever in the plan or the state.
+#
+# The webhook secret holds the current signing secret and, during a rotation, the previous one as
+# an older version of the same secret: TTMA_WEBHOOK_SECRET and TTMA_WEBHOOK_SECRET_PREVIOUS
+# reference two pinned versions (var.webhook_secret_version / var.webhook_secret_previous_version).
+
+resource "google_secret_manager_secret" "webhook" {
+  project   = var.project_id
+  secret_id = "${local.prefix}-webhook-secret"
+  labels    = local.labels
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_secret_manager_secret" "api_key" {
+  project   = var.project_id
+  secret_id = "${local.prefix}-api-key"
+  labels    = local.labels
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.apis]
+}

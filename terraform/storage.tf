@@ -1,0 +1,115 @@
+# The archive bucket (transcripts, recordings, call.json) and the bucket holding function source.
+
+resource "google_storage_bucket" "archive" {
+  # checkov:skip=CKV_GCP_62:Access is audited with Cloud Audit Logs (enable Data Access logs for storage.googleapis.com); legacy usage-log buckets are not used.
+  project       = var.project_id
+  name          = local.archive_bucket
+  location      = local.bucket_location
+  storage_class = "STANDARD"
+  labels        = local.labels
+  force_destroy = var.force_destroy
+
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+
+  versioning {
+    enabled = true
+  }
+
+  dynamic "encryption" {
+    for_each = var.archive_kms_key_name == null ? [] : [var.archive_kms_key_name]
+    content {
+      default_kms_key_name = encryption.value
+    }
+  }
+
+  dynamic "retention_policy" {
+    for_each = var.archive_retention_days > 0 ? [var.archive_retention_days] : []
+    content {
+      retention_period = retention_policy.value * 86400
+      is_locked        = var.archive_retention_locked
+    }
+  }
+
+  dynamic "lifecycle_rule" {
+    for_each = var.archive_nearline_after_days == null ? [] : [var.archive_nearline_after_days]
+    content {
+      action {
+        type          = "SetStorageClass"
+        storage_class = "NEARLINE"
+      }
+      condition {
+        age                   = lifecycle_rule.value
+        matches_storage_class = ["STANDARD"]
+      }
+    }
+  }
+
+  dynamic "lifecycle_rule" {
+    for_each = var.archive_coldline_after_days == null ? [] : [var.archive_coldline_after_days]
+    content {
+      action {
+        type          = "SetStorageClass"
+        storage_class = "COLDLINE"
+      }
+      condition {
+        age                   = lifecycle_rule.value
+        matches_storage_class = ["STANDARD", "NEARLINE"]
+      }
+    }
+  }
+
+  dynamic "lifecycle_rule" {
+    for_each = var.archive_delete_after_days == null ? [] : [var.archive_delete_after_days]
+    content {
+      action {
+        type = "Delete"
+      }
+      condition {
+        age = lifecycle_rule.value
+      }
+    }
+  }
+
+  lifecycle_rule {
+    action {
+      type = "Delete"
+    }
+    condition {
+      days_since_noncurrent_time = var.archive_noncurrent_delete_after_days
+      with_state                 = "ARCHIVED"
+    }
+  }
+
+  depends_on = [google_project_service.apis, google_kms_crypto_key_iam_member.archive_cmek]
+}
+
+resource "google_storage_bucket" "source" {
+  # checkov:skip=CKV_GCP_62:Holds only the functions' source zips (no customer data); access is audited with Cloud Audit Logs.
+  project       = var.project_id
+  name          = local.source_bucket
+  location      = local.bucket_location
+  storage_class = "STANDARD"
+  labels        = local.labels
+  force_destroy = var.force_destroy
+
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+
+  versioning {
+    enabled = true
+  }
+
+  # Source zips are content-addressed; old ones are only needed to roll back a deploy.
+  lifecycle_rule {
+    action {
+      type = "Delete"
+    }
+    condition {
+      days_since_noncurrent_time = 30
+      with_state                 = "ARCHIVED"
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}

@@ -1,0 +1,525 @@
+# ---------------------------------------------------------------------------------------------
+# Project and naming
+# ---------------------------------------------------------------------------------------------
+
+variable "project_id" {
+  description = "ID of the Google Cloud project that receives the pipeline."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a valid project ID (6-30 lowercase letters, digits, hyphens)."
+  }
+}
+
+variable "region" {
+  description = "Region for the functions, Cloud Scheduler, Artifact Registry and (by default) the buckets and Firestore."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$", var.region))
+    error_message = "region must be a Google Cloud region such as europe-west1 or us-central1."
+  }
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name (topics, functions, service accounts, buckets). The default gives the topic `ttma-call-events`, the name the code defaults to."
+  type        = string
+  default     = "ttma"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,14}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix must be 3-16 lowercase letters, digits or hyphens, starting with a letter (service account IDs are limited to 30 characters)."
+  }
+}
+
+variable "labels" {
+  description = "Labels added to every resource that supports them."
+  type        = map(string)
+  default     = {}
+}
+
+variable "enable_apis" {
+  description = "Enable the Google Cloud APIs the pipeline needs (google_project_service). Set to false when a platform team enables APIs centrally."
+  type        = bool
+  default     = true
+}
+
+# ---------------------------------------------------------------------------------------------
+# Firestore
+# ---------------------------------------------------------------------------------------------
+
+variable "create_firestore_database" {
+  description = "Create the Firestore native database named by firestore_database. Set to false to use an existing one (a project's `(default)` database often exists already)."
+  type        = bool
+  default     = true
+}
+
+variable "firestore_database" {
+  description = "Firestore database ID used by the functions (FIRESTORE_DATABASE)."
+  type        = string
+  default     = "(default)"
+
+  validation {
+    condition     = var.firestore_database == "(default)" || can(regex("^[a-z][a-z0-9-]{2,61}[a-z0-9]$", var.firestore_database))
+    error_message = "firestore_database must be \"(default)\" or 4-63 lowercase letters, digits or hyphens."
+  }
+}
+
+variable "firestore_location" {
+  description = "Location of a created Firestore database (a region such as europe-west1 or a multi-region such as eur3 / nam5). Null uses var.region. Cannot be changed after creation."
+  type        = string
+  default     = null
+}
+
+variable "firestore_delete_protection" {
+  description = "Enable delete protection on a created Firestore database."
+  type        = bool
+  default     = true
+}
+
+variable "firestore_deletion_policy" {
+  description = "What `terraform destroy` does to a created Firestore database: ABANDON (keep it, the default) or DELETE (needs firestore_delete_protection = false)."
+  type        = string
+  default     = "ABANDON"
+
+  validation {
+    condition     = contains(["ABANDON", "DELETE"], var.firestore_deletion_policy)
+    error_message = "firestore_deletion_policy must be ABANDON or DELETE."
+  }
+}
+
+variable "deliveries_collection" {
+  description = "Firestore collection holding one record per webhook delivery (DELIVERIES_COLLECTION); its `expireAt` field gets a TTL policy."
+  type        = string
+  default     = "ttma_deliveries"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,100}$", var.deliveries_collection))
+    error_message = "deliveries_collection must be a simple collection ID (letters, digits, _ and -)."
+  }
+}
+
+variable "calls_collection" {
+  description = "Firestore collection holding the queryable call index (CALLS_COLLECTION)."
+  type        = string
+  default     = "ttma_calls"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,100}$", var.calls_collection))
+    error_message = "calls_collection must be a simple collection ID (letters, digits, _ and -)."
+  }
+}
+
+variable "delivery_ttl_days" {
+  description = "Days a delivery record is kept for de-duplication before the Firestore TTL policy deletes it (DELIVERY_TTL_DAYS)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.delivery_ttl_days >= 1 && var.delivery_ttl_days <= 3650 && floor(var.delivery_ttl_days) == var.delivery_ttl_days
+    error_message = "delivery_ttl_days must be a whole number between 1 and 3650."
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Function behaviour (non-secret settings)
+# ---------------------------------------------------------------------------------------------
+
+variable "signature_tolerance_seconds" {
+  description = "Accepted clock skew of a webhook signature timestamp, in both directions (TTMA_SIGNATURE_TOLERANCE_SECONDS)."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.signature_tolerance_seconds >= 1 && var.signature_tolerance_seconds <= 3600
+    error_message = "signature_tolerance_seconds must be between 1 and 3600."
+  }
+}
+
+variable "max_body_bytes" {
+  description = "Largest webhook body ingest accepts (MAX_BODY_BYTES); must stay below Pub/Sub's 10 MB message limit."
+  type        = number
+  default     = 4194304
+
+  validation {
+    condition     = var.max_body_bytes >= 1024 && var.max_body_bytes <= 9934464
+    error_message = "max_body_bytes must be between 1024 and 9934464 (10 MB minus 64 KiB of headroom)."
+  }
+}
+
+variable "recording_wait_seconds" {
+  description = "How long after a call ended archive_recording keeps retrying a recording that is not available yet (RECORDING_WAIT_SECONDS)."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.recording_wait_seconds >= 0 && var.recording_wait_seconds <= 604800
+    error_message = "recording_wait_seconds must be between 0 and 604800 (7 days)."
+  }
+}
+
+variable "reconcile_lookback_hours" {
+  description = "How far back reconcile lists calls from the vendor API (RECONCILE_LOOKBACK_HOURS)."
+  type        = number
+  default     = 24
+
+  validation {
+    condition     = var.reconcile_lookback_hours >= 1 && var.reconcile_lookback_hours <= 720
+    error_message = "reconcile_lookback_hours must be between 1 and 720."
+  }
+}
+
+variable "ttma_api_base_url" {
+  description = "Base URL of the TTMA API (TTMA_API_BASE_URL)."
+  type        = string
+  default     = "https://api.talktomyagent.io"
+
+  validation {
+    condition     = can(regex("^https://[^\\s/]+(/[^\\s]*)?$", var.ttma_api_base_url))
+    error_message = "ttma_api_base_url must be an https:// URL."
+  }
+}
+
+variable "ingest_max_instances" {
+  description = "Maximum number of ingest instances."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.ingest_max_instances >= 1 && var.ingest_max_instances <= 1000
+    error_message = "ingest_max_instances must be between 1 and 1000."
+  }
+}
+
+variable "ingest_min_instances" {
+  description = "Minimum number of warm ingest instances (0 scales to zero; 1 avoids cold starts on the webhook at a small cost)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.ingest_min_instances >= 0 && var.ingest_min_instances <= 100
+    error_message = "ingest_min_instances must be between 0 and 100."
+  }
+}
+
+variable "subscriber_max_instances" {
+  description = "Maximum number of instances of each archiver (caps the load on the TTMA API and Cloud Storage)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.subscriber_max_instances >= 1 && var.subscriber_max_instances <= 1000
+    error_message = "subscriber_max_instances must be between 1 and 1000."
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Secrets (values are never passed to Terraform: versions are added out of band, see docs/deploy.md)
+# ---------------------------------------------------------------------------------------------
+
+variable "webhook_secret_version" {
+  description = "Version of the webhook signing secret injected as TTMA_WEBHOOK_SECRET. Pin a number so a new version only takes effect through `terraform apply` (see the rotation steps in docs/deploy.md)."
+  type        = string
+  default     = "1"
+
+  validation {
+    condition     = can(regex("^([1-9][0-9]*|latest)$", var.webhook_secret_version))
+    error_message = "webhook_secret_version must be a version number or \"latest\"."
+  }
+}
+
+variable "webhook_secret_previous_version" {
+  description = "Version of the same secret injected as TTMA_WEBHOOK_SECRET_PREVIOUS while a rotation is in progress; null (the default) injects nothing."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.webhook_secret_previous_version == null || can(regex("^[1-9][0-9]*$", coalesce(var.webhook_secret_previous_version, "x")))
+    error_message = "webhook_secret_previous_version must be null or a version number."
+  }
+}
+
+variable "api_key_version" {
+  description = "Version of the TTMA API key secret injected as TTMA_API_KEY into the archivers and reconcile."
+  type        = string
+  default     = "1"
+
+  validation {
+    condition     = can(regex("^([1-9][0-9]*|latest)$", var.api_key_version))
+    error_message = "api_key_version must be a version number or \"latest\"."
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Pub/Sub
+# ---------------------------------------------------------------------------------------------
+
+variable "topic_message_retention_duration" {
+  description = "How long the call-events topic keeps published messages, so subscriptions can be seeked back for a replay (e.g. \"604800s\"). Null keeps none."
+  type        = string
+  default     = "604800s"
+
+  validation {
+    condition     = var.topic_message_retention_duration == null || can(regex("^[0-9]+s$", coalesce(var.topic_message_retention_duration, "x")))
+    error_message = "topic_message_retention_duration must be null or a duration in seconds such as \"604800s\"."
+  }
+}
+
+variable "max_delivery_attempts" {
+  description = "Delivery attempts of a push subscription before the message goes to the dead-letter topic."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100
+    error_message = "max_delivery_attempts must be between 5 and 100 (the Pub/Sub limits)."
+  }
+}
+
+variable "retry_minimum_backoff" {
+  description = "Minimum back-off between push redeliveries."
+  type        = string
+  default     = "10s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.retry_minimum_backoff)) && tonumber(trimsuffix(var.retry_minimum_backoff, "s")) <= 600
+    error_message = "retry_minimum_backoff must be a duration in seconds between \"0s\" and \"600s\"."
+  }
+}
+
+variable "retry_maximum_backoff" {
+  description = "Maximum back-off between push redeliveries."
+  type        = string
+  default     = "600s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.retry_maximum_backoff)) && tonumber(trimsuffix(var.retry_maximum_backoff, "s")) <= 600
+    error_message = "retry_maximum_backoff must be a duration in seconds up to \"600s\"."
+  }
+}
+
+variable "dead_letter_retention_duration" {
+  description = "How long dead letters are kept in the dead-letter pull subscription for inspection and replay (at most 31 days)."
+  type        = string
+  default     = "2678400s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.dead_letter_retention_duration)) && tonumber(trimsuffix(var.dead_letter_retention_duration, "s")) >= 600 && tonumber(trimsuffix(var.dead_letter_retention_duration, "s")) <= 2678400
+    error_message = "dead_letter_retention_duration must be between \"600s\" and \"2678400s\" (31 days)."
+  }
+}
+
+variable "consumers" {
+  description = <<-EOT
+    Event-driven downstream systems (an n8n webhook, another service). Each entry becomes a push
+    subscription on the call-events topic that delivers the vendor's JSON body unwrapped (the same
+    body as the TTMA webhook, so `$json.data.endedReason` works in n8n) with the message attributes
+    as HTTP headers, an OIDC token from a dedicated service account that holds no roles, a retry
+    back-off and a dead-letter policy. `filter` is a Pub/Sub filter on attributes, for example
+    `attributes.endedReason = "callerHangup"`; it cannot be changed after creation.
+  EOT
+  type = map(object({
+    push_endpoint         = string
+    filter                = optional(string)
+    audience              = optional(string)
+    ack_deadline_seconds  = optional(number, 60)
+    max_delivery_attempts = optional(number)
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for k, _ in var.consumers : can(regex("^[a-z][a-z0-9-]{0,39}$", k))])
+    error_message = "consumers keys must be 1-40 lowercase letters, digits or hyphens, starting with a letter."
+  }
+
+  validation {
+    condition     = alltrue([for c in values(var.consumers) : startswith(c.push_endpoint, "https://")])
+    error_message = "Every consumers[*].push_endpoint must be an https:// URL."
+  }
+
+  validation {
+    condition     = alltrue([for c in values(var.consumers) : c.ack_deadline_seconds >= 10 && c.ack_deadline_seconds <= 600])
+    error_message = "consumers[*].ack_deadline_seconds must be between 10 and 600."
+  }
+
+  validation {
+    condition     = alltrue([for c in values(var.consumers) : c.max_delivery_attempts == null || try(c.max_delivery_attempts >= 5 && c.max_delivery_attempts <= 100, false)])
+    error_message = "consumers[*].max_delivery_attempts must be between 5 and 100."
+  }
+}
+
+variable "bigquery_subscription_enabled" {
+  description = "Also stream every call event into a BigQuery table (dataset + table created here) through a BigQuery subscription, for analytics. Off by default."
+  type        = bool
+  default     = false
+}
+
+variable "bigquery_location" {
+  description = "Location of the BigQuery dataset (e.g. EU, US or a region). Null uses var.region."
+  type        = string
+  default     = null
+}
+
+variable "bigquery_dataset_id" {
+  description = "ID of the BigQuery dataset created when bigquery_subscription_enabled is true."
+  type        = string
+  default     = "ttma_call_events"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_]{1,1000}$", var.bigquery_dataset_id))
+    error_message = "bigquery_dataset_id must contain only letters, digits and underscores."
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Archive bucket
+# ---------------------------------------------------------------------------------------------
+
+variable "archive_bucket_name" {
+  description = "Name of the archive bucket (ARCHIVE_BUCKET). Null gives \"<project_id>-<name_prefix>-archive\"."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.archive_bucket_name == null || can(regex("^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$", coalesce(var.archive_bucket_name, "x")))
+    error_message = "archive_bucket_name must be a valid bucket name (3-63 lowercase letters, digits, -, _ and .)."
+  }
+}
+
+variable "archive_location" {
+  description = "Location of the archive and function-source buckets (region, dual- or multi-region). Null uses var.region."
+  type        = string
+  default     = null
+}
+
+variable "archive_nearline_after_days" {
+  description = "Move archived objects to NEARLINE this many days after creation; null disables the rule."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.archive_nearline_after_days == null || try(var.archive_nearline_after_days >= 1, false)
+    error_message = "archive_nearline_after_days must be null or at least 1."
+  }
+}
+
+variable "archive_coldline_after_days" {
+  description = "Move archived objects to COLDLINE this many days after creation; null disables the rule."
+  type        = number
+  default     = 180
+
+  validation {
+    condition     = var.archive_coldline_after_days == null || try(var.archive_coldline_after_days >= 1, false)
+    error_message = "archive_coldline_after_days must be null or at least 1."
+  }
+}
+
+variable "archive_delete_after_days" {
+  description = "Delete archived objects this many days after creation (e.g. to meet a data-retention policy for PII); null keeps them forever."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.archive_delete_after_days == null || try(var.archive_delete_after_days >= 1, false)
+    error_message = "archive_delete_after_days must be null or at least 1."
+  }
+}
+
+variable "archive_noncurrent_delete_after_days" {
+  description = "Delete noncurrent (overwritten or deleted) object versions this many days after they became noncurrent."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.archive_noncurrent_delete_after_days >= 1
+    error_message = "archive_noncurrent_delete_after_days must be at least 1."
+  }
+}
+
+variable "archive_retention_days" {
+  description = "Bucket retention policy in days: objects cannot be deleted or replaced before this age. 0 sets no retention policy."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.archive_retention_days >= 0 && var.archive_retention_days <= 36500
+    error_message = "archive_retention_days must be between 0 and 36500."
+  }
+}
+
+variable "archive_retention_locked" {
+  description = "Lock the retention policy. IRREVERSIBLE: a locked policy can never be shortened or removed, and the bucket cannot be deleted before every object has reached the retention age."
+  type        = bool
+  default     = false
+}
+
+variable "archive_kms_key_name" {
+  description = "Optional Cloud KMS key (projects/.../cryptoKeys/...) used as the archive bucket's default key (CMEK). The Cloud Storage service agent is granted encrypt/decrypt on it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.archive_kms_key_name == null || can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", coalesce(var.archive_kms_key_name, "x")))
+    error_message = "archive_kms_key_name must be null or a key name projects/P/locations/L/keyRings/R/cryptoKeys/K."
+  }
+}
+
+variable "force_destroy" {
+  description = "Allow `terraform destroy` to delete the archive and source buckets with their objects. Keep false in production; a retention policy still blocks deletion of young objects."
+  type        = bool
+  default     = false
+}
+
+# ---------------------------------------------------------------------------------------------
+# Scheduling and monitoring
+# ---------------------------------------------------------------------------------------------
+
+variable "reconcile_schedule" {
+  description = "Cron schedule of the Cloud Scheduler job that calls reconcile."
+  type        = string
+  default     = "17 * * * *"
+
+  validation {
+    condition     = length(split(" ", trimspace(var.reconcile_schedule))) == 5
+    error_message = "reconcile_schedule must be a five-field cron expression."
+  }
+}
+
+variable "reconcile_time_zone" {
+  description = "Time zone of reconcile_schedule (tz database name)."
+  type        = string
+  default     = "Etc/UTC"
+}
+
+variable "notification_channels" {
+  description = "Cloud Monitoring notification channel IDs (projects/P/notificationChannels/N) the alert policies notify."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.notification_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", c))])
+    error_message = "notification_channels entries must look like projects/P/notificationChannels/N."
+  }
+}
+
+variable "ingest_5xx_ratio_threshold" {
+  description = "Alert when more than this fraction of ingest responses are 5xx over 5 minutes (503 means \"retry later\", so a short burst is expected under Pub/Sub or Firestore trouble)."
+  type        = number
+  default     = 0.05
+
+  validation {
+    condition     = var.ingest_5xx_ratio_threshold > 0 && var.ingest_5xx_ratio_threshold < 1
+    error_message = "ingest_5xx_ratio_threshold must be between 0 and 1 (exclusive)."
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Source
+# ---------------------------------------------------------------------------------------------
+
+variable "function_source_dir" {
+  description = "Directory zipped as the functions' source (main.py, requirements.txt and the packages). Null uses the repository root (the parent of this module)."
+  type        = string
+  default     = null
+}
