@@ -78,7 +78,7 @@ def start_function(
         f"--host={HOST}",
         f"--port={port}",
     ]
-    process_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+    process_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1", "FUNCTION_TARGET": target}
     if threads is not None:
         process_env["THREADS"] = str(threads)
     served = ServedFunction(target, port, log_path)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from devstack.emulators import EmulatorError, build_emulators
+from tests.archive_fixtures import *  # noqa: F403 - storage_client, archive_bucket, ...
 from tests.sandbox_fixtures import *  # noqa: F403 - sandbox, sandbox_server, ttma_client, ...
 
 TEST_PROJECT = "ttma-relay-test"

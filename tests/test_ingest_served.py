@@ -149,3 +149,11 @@ def test_logs_of_a_run_full_of_pii_contain_none_of_it(served, tmp_path):
     forbidden += [sig.split("v1=")[1] for sig in sent_signatures]
     for needle in forbidden:
         assert needle not in log, f"leaked into logs: {needle[:12]}..."
+
+
+def test_missing_secret_stops_the_instance_at_start_up_with_a_clear_error(emulators, tmp_path):
+    from devstack.emulators import EmulatorError
+
+    env = {**emulators, "TTMA_WEBHOOK_SECRET": ""}
+    with pytest.raises(EmulatorError, match="TTMA_WEBHOOK_SECRET is required but not set"):
+        start_function("ingest", env, tmp_path / "ingest.log")

@@ -1,8 +1,9 @@
 """The real, thread-safe clients each function needs, built once per instance, lazily.
 
-Settings are validated on first use, so a misconfigured deployment fails its first request
-with a clear ``SettingsError`` in the logs (and at import time when ``TTMA_EAGER_SETTINGS``
-is set, which the local stack does). Clients are shared by gunicorn's threads.
+Settings are validated at start-up (``validate_settings_for``, called by ``main.py`` for the
+function the instance serves), so a misconfigured deployment fails to start with a clear
+``SettingsError`` instead of failing its first request. Clients are built on first use and
+shared by gunicorn's threads.
 """
 
 from __future__ import annotations
@@ -11,12 +12,22 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from google.cloud import firestore
+from google.cloud import firestore, storage
 
+from handlers.archive_deps import ArchiveDeps
 from handlers.ingest import IngestDeps
+from handlers.reconcile import ReconcileDeps
+from ttma_relay.archive_store import ArchiveStore
 from ttma_relay.call_events import CallEventPublisher
+from ttma_relay.call_index import CallIndex
 from ttma_relay.delivery_claims import DeliveryClaims
-from ttma_relay.settings import GoogleSettings, IngestSettings
+from ttma_relay.settings import (
+    ArchiveSettings,
+    GoogleSettings,
+    IngestSettings,
+    ReconcileSettings,
+)
+from ttma_relay.ttma_api import TtmaClient
 
 T = TypeVar("T")
 _lock = threading.Lock()
@@ -62,3 +73,62 @@ def ingest_deps() -> IngestDeps:
         )
 
     return _once("ingest", build)
+
+
+def archive_deps() -> ArchiveDeps:
+    """Clients of ``archive_transcript`` and ``archive_recording`` (one set per instance)."""
+
+    def build() -> ArchiveDeps:
+        settings = ArchiveSettings.from_env()
+        storage_client = storage.Client(project=settings.google.project)
+        return ArchiveDeps(
+            settings=settings,
+            store=ArchiveStore(storage_client.bucket(settings.archive_bucket)),
+            index=CallIndex(firestore_client(settings.google), settings.calls_collection),
+            api=TtmaClient(settings.api_base_url, settings.api_key),
+        )
+
+    return _once("archive", build)
+
+
+def reconcile_deps() -> ReconcileDeps:
+    """Clients of ``reconcile``: the vendor API, the delivery records and the topic."""
+
+    def build() -> ReconcileDeps:
+        settings = ReconcileSettings.from_env()
+        firestore = firestore_client(settings.google)
+        publisher_client = CallEventPublisher.low_latency_client()
+        return ReconcileDeps(
+            settings=settings,
+            api=TtmaClient(settings.api_base_url, settings.api_key),
+            claims=DeliveryClaims(
+                firestore, settings.deliveries_collection, ttl_days=settings.delivery_ttl_days
+            ),
+            publisher=CallEventPublisher(
+                publisher_client,
+                publisher_client.topic_path(settings.google.project, settings.call_events_topic),
+            ),
+            firestore=firestore,
+        )
+
+    return _once("reconcile", build)
+
+
+SETTINGS_BY_TARGET = {
+    "ingest": IngestSettings,
+    "archive_transcript": ArchiveSettings,
+    "archive_recording": ArchiveSettings,
+    "reconcile": ReconcileSettings,
+}
+
+
+def validate_settings_for(target: str | None) -> None:
+    """Validate the settings of the function this instance serves, at start-up.
+
+    Cloud Functions and functions-framework set ``FUNCTION_TARGET``; one source serves all four
+    functions, so only the target's own settings are checked. A ``SettingsError`` here stops the
+    instance from starting, with the variable's name in the message.
+    """
+    settings = SETTINGS_BY_TARGET.get(target or "")
+    if settings is not None:
+        settings.from_env()

@@ -1,0 +1,60 @@
+"""What the two archivers share: their clients, their retry signal and their log line.
+
+Retry semantics (STYLE.md §7): a handler *returns* to ack a message (archived, duplicate,
+permanently impossible, poison) and *raises* for Pub/Sub to redeliver it with back-off.
+Expected causes (a recording not there yet, the vendor API failing) raise ``RetryLater``: an
+HTTP 503 to functions-framework, answered without a traceback in the logs because the handler
+has already logged the reason as one JSON line. Anything unexpected raises as it is (a 500 with
+its traceback). ``RetryLater`` messages name causes, never payload contents or signed URLs,
+and are raised ``from None`` so no lower-level message rides along.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from werkzeug.exceptions import ServiceUnavailable
+
+from ttma_relay.archive_store import ArchiveStore
+from ttma_relay.call_index import CallIndex
+from ttma_relay.logs import log_event
+from ttma_relay.settings import ArchiveSettings
+from ttma_relay.ttma_api import TtmaClient
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ArchiveDeps:
+    settings: ArchiveSettings
+    store: ArchiveStore
+    index: CallIndex
+    api: TtmaClient
+    now: Callable[[], datetime] = field(default=utc_now)
+
+
+class RetryLater(ServiceUnavailable):
+    """Not archived yet, for a reason a later delivery may not have: redeliver (HTTP 503)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(description=message)
+        self.reason = reason
+
+
+def log_outcome(
+    function: str, severity: str, outcome: str, started: float, context: dict[str, Any]
+) -> None:
+    log_event(
+        severity,
+        f"{function} {outcome}",
+        function=function,
+        outcome=outcome,
+        latencyMs=round((time.perf_counter() - started) * 1000, 2),
+        **context,
+    )

@@ -1,0 +1,287 @@
+"""``archive_transcript`` through the real functions-framework app, the storage and Firestore
+emulators and the vendor sandbox."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from pathlib import Path
+
+import functions_framework
+import pytest
+
+from handlers import archive_transcript
+from handlers.archive_deps import ArchiveDeps, RetryLater
+from tests.archive_helpers import (
+    binary_headers,
+    cloud_event,
+    encode,
+    envelope_for,
+    object_names,
+    prefix_of,
+    push_body,
+    push_for,
+)
+from tests.payloads import delivery
+from ttma_relay import logs
+from ttma_relay.archive_store import ArchiveStore
+from ttma_relay.call_index import CallIndex
+from ttma_relay.call_keys import call_key
+from ttma_relay.settings import ArchiveSettings, GoogleSettings
+from ttma_relay.ttma_api import TtmaClient
+
+pytestmark = pytest.mark.emulator
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def client(archive_env):
+    app = functions_framework.create_app(
+        target="archive_transcript", source=str(ROOT / "main.py"), signature_type="cloudevent"
+    )
+    return app.test_client()
+
+
+@pytest.fixture
+def index(firestore_client, calls_collection) -> CallIndex:
+    return CallIndex(firestore_client, calls_collection)
+
+
+@pytest.fixture
+def log_lines():
+    stream = io.StringIO()
+    logs.set_stream(stream)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    logs.set_stream(None)
+
+
+def push(client, body) -> int:
+    return client.post("/", json=body).status_code
+
+
+def test_call_and_transcript_are_archived_under_the_contract_names(
+    client, archive_bucket, index, log_lines
+):
+    envelope = delivery()
+    call = envelope["data"]
+    assert push(client, push_for(envelope)) == 200
+
+    prefix = prefix_of(envelope)
+    assert prefix == f"calls/2026/05/25/{call_key(call['id'])}/"
+    assert object_names(archive_bucket) == {
+        prefix + "call.json",
+        prefix + "transcript.txt",
+        prefix + "transcript.json",
+    }
+    stored_call = json.loads(archive_bucket.blob(prefix + "call.json").download_as_bytes())
+    assert stored_call == call
+    text_blob = archive_bucket.get_blob(prefix + "transcript.txt")
+    assert text_blob.download_as_bytes().decode() == call["transcript"]
+    assert text_blob.content_type.startswith("text/plain")
+    document = json.loads(archive_bucket.blob(prefix + "transcript.json").download_as_bytes())
+    assert document["turns"] == [
+        {"speaker": "Agent", "text": "Hi, this is Sol from Acme."},
+        {"speaker": "Caller", "text": "Yeah, this is Bobby."},
+    ]
+    assert archive_bucket.get_blob(prefix + "call.json").content_type == "application/json"
+
+    entry = index.get(call_key(call["id"]))
+    gs = f"gs://{archive_bucket.name}/{prefix}"
+    assert entry["transcriptStatus"] == "archived"
+    assert entry["callJsonUri"] == gs + "call.json"
+    assert entry["transcriptTextUri"] == gs + "transcript.txt"
+    assert entry["transcriptJsonUri"] == gs + "transcript.json"
+    assert entry["archivePrefix"] == gs
+    assert entry["transcriptTurnCount"] == 2
+    assert entry["deliveryIds"] == [envelope["deliveryId"]]
+    assert entry["callId"] == call["id"] and entry["callKey"] == call_key(call["id"])
+    assert entry["direction"] == "outbound" and entry["endedReason"] == "botHangup"
+    assert entry["endedAt"].isoformat().startswith("2026-05-25T14:35:12")
+    assert entry["agentNumber"] == call["callerNumber"]
+    assert entry["taskScript"] == "debt-collection"
+    assert entry["usage"] == call["usage"] and entry["quality"] == call["quality"]
+    for private in ("transcript", "task", "callerNumber", "calledNumber", "facts"):
+        assert private not in entry
+    assert "recordingStatus" not in entry  # the other archiver's field
+    [line] = [line for line in log_lines() if line.get("function") == "archive_transcript"]
+    assert line["outcome"] == "archived" and line["callId"] == call["id"]
+
+
+def test_the_same_message_three_times_writes_once_and_changes_nothing(
+    client, archive_bucket, index, firestore_client, calls_collection
+):
+    envelope = delivery()
+    body = push_for(envelope)
+    assert push(client, body) == 200
+    prefix = prefix_of(envelope)
+    generations = {b.name: b.generation for b in archive_bucket.list_blobs(prefix=prefix)}
+    reference = firestore_client.collection(calls_collection).document(
+        call_key(envelope["data"]["id"])
+    )
+    first = reference.get()
+
+    assert push(client, body) == 200
+    assert push(client, body) == 200
+
+    assert {b.name: b.generation for b in archive_bucket.list_blobs(prefix=prefix)} == generations
+    again = reference.get()
+    assert again.update_time == first.update_time
+    assert again.to_dict() == first.to_dict()
+
+
+def test_a_duplicate_delivery_adds_its_id_and_keeps_the_first_objects(
+    client, archive_bucket, index
+):
+    envelope = delivery()
+    duplicate = {**envelope, "deliveryId": str(uuid.uuid4())}
+    duplicate["data"] = {**envelope["data"], "transcript": "[Agent] a different text"}
+    assert push(client, push_for(envelope)) == 200
+    assert push(client, push_for(duplicate)) == 200
+    prefix = prefix_of(envelope)
+    text = archive_bucket.blob(prefix + "transcript.txt").download_as_bytes().decode()
+    assert text == envelope["data"]["transcript"]  # write-once: the first one stays
+    entry = index.get(call_key(envelope["data"]["id"]))
+    assert entry["deliveryIds"] == [envelope["deliveryId"], duplicate["deliveryId"]]
+
+
+def test_transcript_not_shipped_writes_call_json_only(client, archive_bucket, index):
+    envelope = delivery(hasTranscript=False, transcript=None)
+    assert push(client, push_for(envelope)) == 200
+    prefix = prefix_of(envelope)
+    assert object_names(archive_bucket) == {prefix + "call.json"}
+    entry = index.get(call_key(envelope["data"]["id"]))
+    assert entry["transcriptStatus"] == "not_shipped"
+    assert "transcriptTextUri" not in entry
+
+
+def test_a_message_without_the_transcript_is_completed_from_the_api(
+    client, sandbox, archive_bucket, index
+):
+    call = sandbox.state.simulate_call(direction="inbound", seed=7)
+    listed = {k: v for k, v in call.items() if k != "transcript"}  # as the list API shows it
+    envelope = envelope_for(listed)
+    assert push(client, push_for(envelope)) == 200
+
+    prefix = prefix_of(envelope)
+    text = archive_bucket.blob(prefix + "transcript.txt").download_as_bytes().decode()
+    assert text == call["transcript"]
+    stored_call = json.loads(archive_bucket.blob(prefix + "call.json").download_as_bytes())
+    assert stored_call["transcript"] == call["transcript"]
+    entry = index.get(call_key(call["id"]))
+    assert entry["transcriptStatus"] == "archived"
+    assert entry["agentNumber"] == call["calledNumber"]  # inbound: the agent was called
+    assert [r["path"] for r in sandbox.state.requests("/v1/")] == [
+        f"/v1/voice/calls/{call['id']}"
+    ]
+
+
+def test_a_call_the_api_does_not_know_is_recorded_unavailable(client, archive_bucket, index):
+    envelope = delivery(transcript=None)  # hasTranscript true, id unknown to the sandbox
+    assert push(client, push_for(envelope)) == 200
+    assert object_names(archive_bucket) == {prefix_of(envelope) + "call.json"}
+    assert index.get(call_key(envelope["data"]["id"]))["transcriptStatus"] == "unavailable"
+
+
+def test_binary_mode_cloud_events_are_accepted(client, archive_bucket):
+    envelope = delivery()
+    body = push_for(envelope)
+    response = client.post(
+        "/", data=json.dumps(body), headers=binary_headers(body["message"]["messageId"])
+    )
+    assert response.status_code == 200
+    assert prefix_of(envelope) + "transcript.json" in object_names(archive_bucket)
+
+
+POISON = {
+    "not base64": push_body(b"")
+    | {"message": {"data": "%%%not base64", "messageId": "1", "attributes": {}}},
+    "not JSON": push_body(b"\xff\xfe not json"),
+    "not an object": push_body(b"[1, 2, 3]"),
+    "other event": push_body(encode({**delivery(), "event": "call.started"})),
+    "no event": push_body(encode({k: v for k, v in delivery().items() if k != "event"})),
+    "no call": push_body(encode({**delivery(), "data": None})),
+    "no call id": push_body(encode({**delivery(), "data": {"direction": "inbound"}})),
+    "empty data": push_body(b""),
+}
+
+
+@pytest.mark.parametrize("name", sorted(POISON))
+def test_poison_messages_are_acked_with_a_logged_reason(
+    client, archive_bucket, name, log_lines
+):
+    assert push(client, POISON[name]) == 200
+    assert object_names(archive_bucket) == set()
+    [line] = [line for line in log_lines() if line.get("function") == "archive_transcript"]
+    assert line["outcome"] == "poison" and line["reason"]
+
+
+def test_a_message_dated_by_nothing_is_poison(archive_bucket, index, sandbox):
+    body = push_body(encode({"event": "call.ended", "deliveryId": "d", "data": {"id": "v3:x"}}))
+    del body["message"]["publishTime"]
+    deps = ArchiveDeps(
+        ArchiveSettings(GoogleSettings("p"), archive_bucket.name, api_key="k"),
+        ArchiveStore(archive_bucket),
+        index,
+        TtmaClient(sandbox.url, sandbox.api_key),
+    )
+    assert archive_transcript.handle(cloud_event(body), deps) == "poison"
+    assert archive_transcript.handle(cloud_event(body, event_type="x.y"), deps) == "poison"
+
+
+def test_an_api_failure_records_pending_and_raises_for_redelivery(
+    sandbox, archive_bucket, index, client, log_lines
+):
+    call = sandbox.state.simulate_call()
+    envelope = envelope_for({k: v for k, v in call.items() if k != "transcript"})
+    sandbox.state.faults.add("GET /v1/voice/calls/*", status=503, count=100)
+    deps = ArchiveDeps(
+        ArchiveSettings(GoogleSettings("p"), archive_bucket.name, api_key="k"),
+        ArchiveStore(archive_bucket),
+        index,
+        TtmaClient(sandbox.url, sandbox.api_key, max_retries=1, backoff_base=0.001),
+    )
+    with pytest.raises(RetryLater) as raised:
+        archive_transcript.handle(cloud_event(push_for(envelope)), deps)
+    assert raised.value.reason == "api_error"
+    assert index.get(call_key(call["id"]))["transcriptStatus"] == "pending"
+    assert object_names(archive_bucket) == set()
+
+    sandbox.state.faults.clear()
+    assert archive_transcript.handle(cloud_event(push_for(envelope)), deps) == "archived"
+    assert index.get(call_key(call["id"]))["transcriptStatus"] == "archived"
+    outcomes = [line["outcome"] for line in log_lines() if "function" in line]
+    assert outcomes == ["retry", "archived"]
+
+
+def test_through_the_app_a_transient_failure_is_a_503_and_a_bug_a_500(
+    sandbox, client, archive_bucket, monkeypatch
+):
+    call = sandbox.state.simulate_call()
+    envelope = envelope_for({k: v for k, v in call.items() if k != "transcript"})
+    sandbox.state.faults.add("GET /v1/voice/calls/*", status=401, count=1)  # not retried
+    assert push(client, push_for(envelope)) == 503
+    assert push(client, push_for(envelope)) == 200
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(archive_transcript, "parse_turns", broken)
+    assert push(client, push_for(delivery())) == 500
+
+
+PII = {
+    "transcript": "[Agent] Hello Zebediah Quux [Caller] my card is 4111111111111111",
+    "callerNumber": "+16470009999",
+    "calledNumber": "+16478887777",
+}
+
+
+def test_logs_carry_no_transcript_facts_or_numbers(client, log_lines, capsys):
+    envelope = delivery(**PII)
+    envelope["data"]["task"]["facts"] = {"debtor_name": "Quux", "amount_due": "$987.65"}
+    assert push(client, push_for(envelope)) == 200
+    assert push(client, push_for(envelope)) == 200
+    text = json.dumps(log_lines()) + capsys.readouterr().out
+    for needle in ("Zebediah", "4111111111111111", "6470009999", "6478887777", "987.65"):
+        assert needle not in text

@@ -1,0 +1,214 @@
+"""The Terraform module and the Python code agree on names.
+
+Terraform sets, on each function, exactly the environment variables that function's settings
+read (``ttma_relay.settings.INGEST_ENV`` / ``ARCHIVE_ENV`` / ``RECONCILE_ENV``), secrets only as
+Secret Manager references, and deploys the entry points ``main.py`` defines. The module's own
+``terraform test`` (terraform/tests/security.tftest.hcl) checks that the deployed functions use
+those maps; this file checks the maps against the Python side, so neither side can drift.
+
+``GOOGLE_CLOUD_PROJECT`` is part of the comparison, not special-cased: Cloud Functions (2nd gen)
+on python312 does not set it, so Terraform sets it explicitly on every function.
+
+No Terraform or HCL parser is needed: ``terraform/functions.tf`` keeps the contract in plain
+``locals`` maps with one ``NAME = value`` per line, which a small brace-aware scanner reads.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import re
+from pathlib import Path
+
+import pytest
+
+from ttma_relay import settings
+
+ROOT = Path(__file__).resolve().parents[1]
+TERRAFORM = ROOT / "terraform"
+FUNCTIONS_TF = TERRAFORM / "functions.tf"
+TFTEST = TERRAFORM / "tests" / "security.tftest.hcl"
+
+# Which settings set each deployed function reads.
+SETTINGS_BY_FUNCTION = {
+    "ingest": settings.INGEST_ENV,
+    "archive_transcript": settings.ARCHIVE_ENV,
+    "archive_recording": settings.ARCHIVE_ENV,
+    "reconcile": settings.RECONCILE_ENV,
+}
+# Decorator (functions_framework.<kind>) each entry point must carry in main.py.
+SIGNATURE_BY_FUNCTION = {
+    "ingest": "http",
+    "archive_transcript": "cloud_event",
+    "archive_recording": "cloud_event",
+    "reconcile": "http",
+}
+# Top-level directories that are deployed (everything else must be excluded from the zip).
+RUNTIME_PACKAGES = {"verify", "handlers", "ttma_relay"}
+
+
+def _strip_comments(text: str) -> str:
+    return "\n".join(re.sub(r"\s+#.*$|^\s*#.*$", "", line) for line in text.splitlines())
+
+
+def _block(text: str, name: str) -> str:
+    """Body of the first ``name = {`` (or ``name {``) block, braces balanced."""
+    match = re.search(rf"^\s*{re.escape(name)}\s*=?\s*\{{\s*$", text, re.MULTILINE)
+    if match is None:
+        raise AssertionError(f"block {name!r} not found")
+    depth, start = 1, match.end()
+    for index in range(start, len(text)):
+        if text[index] == "{":
+            depth += 1
+        elif text[index] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start:index]
+    raise AssertionError(f"block {name!r} is not closed")
+
+
+def _top_level_entries(body: str) -> dict[str, str]:
+    """``key = value`` pairs at the top level of a block body (nested blocks skipped)."""
+    entries: dict[str, str] = {}
+    depth = 0
+    for line in body.splitlines():
+        if depth == 0:
+            match = re.match(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$", line)
+            if match:
+                entries[match.group(1)] = match.group(2)
+        depth += line.count("{") - line.count("}")
+    return entries
+
+
+@pytest.fixture(scope="module")
+def functions_tf() -> str:
+    return _strip_comments(FUNCTIONS_TF.read_text())
+
+
+@pytest.fixture(scope="module")
+def terraform_functions(functions_tf: str) -> dict[str, dict[str, str]]:
+    """function key -> {"env": local name, "secret_env": local name, ...}."""
+    body = _block(functions_tf, "functions")
+    result = {}
+    for key in _top_level_entries(body):
+        result[key] = _top_level_entries(_block(body, key))
+    return result
+
+
+def _local_keys(functions_tf: str, reference: str) -> set[str]:
+    match = re.fullmatch(r"local\.([a-z_]+)", reference)
+    assert match, f"expected a reference to a local map, got {reference!r}"
+    return set(_top_level_entries(_block(functions_tf, match.group(1))))
+
+
+def test_terraform_deploys_exactly_the_four_functions(terraform_functions):
+    assert set(terraform_functions) == set(SETTINGS_BY_FUNCTION)
+
+
+@pytest.mark.parametrize("function", sorted(SETTINGS_BY_FUNCTION))
+def test_function_environment_equals_the_settings_it_reads(
+    functions_tf, terraform_functions, function
+):
+    spec = terraform_functions[function]
+    plain = _local_keys(functions_tf, spec["env"])
+    secret = _local_keys(functions_tf, spec["secret_env"])
+
+    assert plain | secret == SETTINGS_BY_FUNCTION[function], (
+        f"{function}: Terraform sets {sorted(plain | secret)}, "
+        f"the code reads {sorted(SETTINGS_BY_FUNCTION[function])}"
+    )
+    assert not plain & settings.SECRET_ENV, f"{function}: secrets set as plain variables"
+    assert secret == SETTINGS_BY_FUNCTION[function] & settings.SECRET_ENV
+
+
+def test_every_setting_is_set_by_terraform_somewhere(functions_tf, terraform_functions):
+    names: set[str] = set()
+    for spec in terraform_functions.values():
+        names |= _local_keys(functions_tf, spec["env"]) | _local_keys(
+            functions_tf, spec["secret_env"]
+        )
+    assert names == settings.ENV_NAMES
+
+
+def test_secret_references_point_at_secret_manager(functions_tf, terraform_functions):
+    for spec in terraform_functions.values():
+        body = _block(functions_tf, spec["secret_env"].removeprefix("local."))
+        for name, value in _top_level_entries(body).items():
+            assert re.search(r"secret\s*=\s*google_secret_manager_secret\.\w+\.secret_id", value), (
+                name
+            )
+            assert re.search(r"version\s*=\s*var\.\w+", value), name
+
+
+def test_terraform_test_expectations_match_settings():
+    text = TFTEST.read_text()
+
+    def expected(name: str) -> set[str]:
+        match = re.search(rf"^\s*{name}\s*=\s*\[(.*?)\]", text, re.MULTILINE)
+        assert match, f"{name} missing from {TFTEST.name}"
+        return set(re.findall(r'"([A-Z0-9_]+)"', match.group(1)))
+
+    assert expected("expected_ingest_env") == settings.INGEST_ENV
+    assert expected("expected_archive_env") == settings.ARCHIVE_ENV
+    assert expected("expected_reconcile_env") == settings.RECONCILE_ENV
+    assert expected("expected_secret_env") == settings.SECRET_ENV
+
+
+def _entry_points_in_main() -> dict[str, str]:
+    """Functions in main.py decorated with @functions_framework.http / .cloud_event."""
+    main = ROOT / "main.py"
+    assert main.exists(), "main.py (the functions' entry points) is missing"
+    found = {}
+    for node in ast.parse(main.read_text()).body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for decorator in node.decorator_list:
+            target = decorator.func if isinstance(decorator, ast.Call) else decorator
+            if isinstance(target, ast.Attribute) and target.attr in {"http", "cloud_event"}:
+                found[node.name] = target.attr
+            elif isinstance(target, ast.Name) and target.id in {"http", "cloud_event"}:
+                found[node.name] = target.id
+    return found
+
+
+def test_entry_points_exist_in_main_py(functions_tf, terraform_functions):
+    entry_points = {
+        key: value.strip('"')
+        for key, value in _top_level_entries(_block(functions_tf, "entry_points")).items()
+    }
+    assert set(entry_points) == set(terraform_functions)
+    defined = _entry_points_in_main()
+    for function, entry_point in entry_points.items():
+        assert entry_point in defined, f"main.py has no decorated function {entry_point!r}"
+        assert defined[entry_point] == SIGNATURE_BY_FUNCTION[function], (
+            f"{entry_point} must be @functions_framework.{SIGNATURE_BY_FUNCTION[function]}"
+        )
+
+
+def test_every_top_level_directory_is_deployed_or_excluded(functions_tf):
+    match = re.search(r"source_excluded_dirs\s*=\s*\[(.*?)\]", functions_tf, re.DOTALL)
+    assert match, "source_excluded_dirs not found in functions.tf"
+    # archive_file also excludes "**/__pycache__" (which matches at the top level too).
+    patterns = [*re.findall(r'"([^"]+)"', match.group(1)), "__pycache__"]
+
+    def excluded(name: str) -> bool:
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+    for path in sorted(ROOT.iterdir()):
+        if not path.is_dir():
+            continue
+        if path.name in RUNTIME_PACKAGES:
+            assert not excluded(path.name), f"runtime package {path.name}/ is excluded from the zip"
+        else:
+            assert excluded(path.name), (
+                f"{path.name}/ would be deployed: add it to source_excluded_dirs in "
+                "terraform/functions.tf, or to RUNTIME_PACKAGES here if the functions import it"
+            )
+
+
+def test_no_primitive_roles_in_terraform():
+    for path in sorted(TERRAFORM.rglob("*.tf")):
+        if ".terraform" in path.parts:
+            continue
+        text = _strip_comments(path.read_text())
+        assert not re.search(r"roles/(owner|editor|viewer)\b", text), path
