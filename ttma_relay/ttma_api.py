@@ -14,7 +14,6 @@ and neither they nor the API key appear in errors or logs.
 from __future__ import annotations
 
 import json
-import logging
 import random
 import threading
 import time
@@ -28,6 +27,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from ttma_relay.logs import log_event
 from ttma_relay.ttma_api_errors import (
     BadRequestError,
     ForbiddenError,
@@ -72,7 +72,6 @@ __all__ = [
     "parse_retry_after",
 ]
 
-logger = logging.getLogger(__name__)
 
 SCOPE_READ = "voice:read"
 SCOPE_CALL = "voice:call"
@@ -475,12 +474,13 @@ class TtmaClient:
             if attempt >= self._max_retries:
                 raise failure
             attempt += 1
-            logger.warning(
-                "TTMA API: %s; retry %d of %d in %.2f s",
-                failure.message,
-                attempt,
-                self._max_retries,
-                delay,
+            log_event(
+                "WARNING",
+                f"TTMA API: {failure.message}; retrying",
+                outcome="api_retry",
+                retry=attempt,
+                maxRetries=self._max_retries,
+                delaySeconds=round(delay, 2),
             )
             self._sleep(delay)
 
