@@ -12,7 +12,7 @@ and are raised ``from None`` so no lower-level message rides along.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +22,7 @@ from werkzeug.exceptions import ServiceUnavailable
 from ttma_relay.archive_store import ArchiveStore
 from ttma_relay.call_index import CallIndex
 from ttma_relay.logs import log_event
+from ttma_relay.pubsub_event import CallEvent, PoisonMessage, decode_call_event
 from ttma_relay.settings import ArchiveSettings
 from ttma_relay.ttma_api import TtmaClient
 
@@ -58,3 +59,41 @@ def log_outcome(
         latencyMs=round((time.perf_counter() - started) * 1000, 2),
         **context,
     )
+
+
+def run_subscriber(
+    function: str,
+    cloud_event: Any,
+    archive: Callable[[CallEvent, dict[str, Any]], str],
+    *,
+    expected_retry_reasons: Collection[str] = (),
+) -> str:
+    """Decode a call event and archive it, with one JSON log line for the outcome.
+
+    Poison messages are acked (returned) with their reason; ``RetryLater`` and unexpected errors
+    are logged and re-raised for redelivery. Retries whose reason is expected in normal operation
+    (a late recording) log at INFO rather than WARNING.
+    """
+    started = time.perf_counter()
+    context: dict[str, Any] = {}
+    try:
+        event = decode_call_event(cloud_event)
+    except PoisonMessage as poison:
+        context.update(poison.context, reason=poison.reason, detail=str(poison))
+        severity = "INFO" if poison.reason == "unhandled_event" else "WARNING"
+        log_outcome(function, severity, "poison", started, context)
+        return "poison"
+    context.update(event.log_context())
+    try:
+        outcome = archive(event, context)
+    except RetryLater as retry:
+        context["reason"] = retry.reason
+        severity = "INFO" if retry.reason in expected_retry_reasons else "WARNING"
+        log_outcome(function, severity, "retry", started, context)
+        raise
+    except Exception as error:
+        context["errorType"] = type(error).__name__
+        log_outcome(function, "ERROR", "retry", started, context)
+        raise
+    log_outcome(function, "INFO", outcome, started, context)
+    return outcome

@@ -16,14 +16,13 @@ available yet, the API or a Google service failed, a download that kept failing.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from handlers.archive_deps import ArchiveDeps, RetryLater, log_outcome
+from handlers.archive_deps import ArchiveDeps, RetryLater, run_subscriber
 from ttma_relay.archive_store import ContentRejected, StoredObject, StoredObjectMismatch
 from ttma_relay.call_index import call_metadata
 from ttma_relay.call_keys import archive_date, object_prefix
-from ttma_relay.pubsub_event import CallEvent, PoisonMessage, decode_call_event
+from ttma_relay.pubsub_event import CallEvent
 from ttma_relay.ttma_api import (
     NotFoundError,
     RecordingUrlExpiredError,
@@ -47,29 +46,12 @@ def looks_like_mp3(head: bytes) -> bool:
 
 def handle(cloud_event: Any, deps: ArchiveDeps) -> str:
     """Archive one call event's recording; returns the outcome (acked) or raises (redeliver)."""
-    started = time.perf_counter()
-    context: dict[str, Any] = {}
-    try:
-        event = decode_call_event(cloud_event)
-    except PoisonMessage as poison:
-        context.update(poison.context, reason=poison.reason, detail=str(poison))
-        severity = "INFO" if poison.reason == "unhandled_event" else "WARNING"
-        log_outcome(FUNCTION, severity, "poison", started, context)
-        return "poison"
-    context.update(event.log_context())
-    try:
-        outcome = _archive(event, deps, context)
-    except RetryLater as retry:
-        context["reason"] = retry.reason
-        severity = "INFO" if retry.reason == "recording_not_ready" else "WARNING"
-        log_outcome(FUNCTION, severity, "retry", started, context)
-        raise
-    except Exception as error:
-        context["errorType"] = type(error).__name__
-        log_outcome(FUNCTION, "ERROR", "retry", started, context)
-        raise
-    log_outcome(FUNCTION, "INFO", outcome, started, context)
-    return outcome
+    return run_subscriber(
+        FUNCTION,
+        cloud_event,
+        lambda event, context: _archive(event, deps, context),
+        expected_retry_reasons=("recording_not_ready",),
+    )
 
 
 def _archive(event: CallEvent, deps: ArchiveDeps, context: dict[str, Any]) -> str:

@@ -13,13 +13,12 @@ the call), poison. Redelivers (raises ``RetryLater``): the API or a Google servi
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
-from handlers.archive_deps import ArchiveDeps, RetryLater, log_outcome
+from handlers.archive_deps import ArchiveDeps, RetryLater, run_subscriber
 from ttma_relay.call_index import call_metadata
 from ttma_relay.call_keys import object_prefix
-from ttma_relay.pubsub_event import CallEvent, PoisonMessage, decode_call_event
+from ttma_relay.pubsub_event import CallEvent
 from ttma_relay.transcript_turns import parse_turns, transcript_document
 from ttma_relay.ttma_api import NotFoundError, TtmaApiError
 
@@ -39,28 +38,9 @@ def json_bytes(document: Any) -> bytes:
 
 def handle(cloud_event: Any, deps: ArchiveDeps) -> str:
     """Archive one call event's call object and transcript; returns the outcome (acked)."""
-    started = time.perf_counter()
-    context: dict[str, Any] = {}
-    try:
-        event = decode_call_event(cloud_event)
-    except PoisonMessage as poison:
-        context.update(poison.context, reason=poison.reason, detail=str(poison))
-        severity = "INFO" if poison.reason == "unhandled_event" else "WARNING"
-        log_outcome(FUNCTION, severity, "poison", started, context)
-        return "poison"
-    context.update(event.log_context())
-    try:
-        outcome = _archive(event, deps, context)
-    except RetryLater as retry:
-        context["reason"] = retry.reason
-        log_outcome(FUNCTION, "WARNING", "retry", started, context)
-        raise
-    except Exception as error:
-        context["errorType"] = type(error).__name__
-        log_outcome(FUNCTION, "ERROR", "retry", started, context)
-        raise
-    log_outcome(FUNCTION, "INFO", outcome, started, context)
-    return outcome
+    return run_subscriber(
+        FUNCTION, cloud_event, lambda event, context: _archive(event, deps, context)
+    )
 
 
 def _archive(event: CallEvent, deps: ArchiveDeps, context: dict[str, Any]) -> str:

@@ -55,10 +55,14 @@ def firestore_client(google: GoogleSettings) -> firestore.Client:
     return firestore.Client(project=google.project, database=google.firestore_database)
 
 
+def call_event_publisher(google: GoogleSettings, topic: str) -> CallEventPublisher:
+    client = CallEventPublisher.low_latency_client()
+    return CallEventPublisher(client, client.topic_path(google.project, topic))
+
+
 def ingest_deps() -> IngestDeps:
     def build() -> IngestDeps:
         settings = IngestSettings.from_env()
-        publisher_client = CallEventPublisher.low_latency_client()
         return IngestDeps(
             settings=settings,
             claims=DeliveryClaims(
@@ -66,10 +70,7 @@ def ingest_deps() -> IngestDeps:
                 settings.deliveries_collection,
                 ttl_days=settings.delivery_ttl_days,
             ),
-            publisher=CallEventPublisher(
-                publisher_client,
-                publisher_client.topic_path(settings.google.project, settings.call_events_topic),
-            ),
+            publisher=call_event_publisher(settings.google, settings.call_events_topic),
         )
 
     return _once("ingest", build)
@@ -97,17 +98,13 @@ def reconcile_deps() -> ReconcileDeps:
     def build() -> ReconcileDeps:
         settings = ReconcileSettings.from_env()
         firestore = firestore_client(settings.google)
-        publisher_client = CallEventPublisher.low_latency_client()
         return ReconcileDeps(
             settings=settings,
             api=TtmaClient(settings.api_base_url, settings.api_key),
             claims=DeliveryClaims(
                 firestore, settings.deliveries_collection, ttl_days=settings.delivery_ttl_days
             ),
-            publisher=CallEventPublisher(
-                publisher_client,
-                publisher_client.topic_path(settings.google.project, settings.call_events_topic),
-            ),
+            publisher=call_event_publisher(settings.google, settings.call_events_topic),
             firestore=firestore,
         )
 
