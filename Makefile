@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv test lint run bench clean
+.PHONY: help venv test lint run dev dev-up dev-down demo bench clean
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
@@ -22,11 +22,24 @@ test: venv ## run the whole test suite (starts the emulators itself when none ar
 lint: venv ## ruff
 	$(BIN)/ruff check .
 
-run: venv ## serve ingest locally on the emulators with a dev secret (Ctrl-C stops everything)
-	$(BIN)/python -m devstack.run_ingest
+dev: venv ## the whole pipeline locally, in the foreground (Ctrl-C stops everything)
+	$(BIN)/python -m devstack.stack dev
+
+run: dev ## same as make dev
+
+dev-up: venv ## the whole pipeline locally, in the background; returns once all is healthy
+	$(BIN)/python -m devstack.stack up
+
+dev-down: ## stop what make dev-up started (also after a failed start); frees every port
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m devstack.stack down; \
+	else $(PYTHON) -m devstack.stack down; fi
+
+demo: venv ## simulated calls through the running stack (starts one if none), then a summary
+	$(BIN)/python -m devstack.demo $(if $(N),--calls $(N))
 
 bench: venv ## benchmarks (print figures; not part of the test suite)
 	$(BIN)/python bench/ingest_latency.py
+	$(BIN)/python bench/archive_recording_bench.py
 
 clean: ## remove the venv and local state
 	rm -rf $(VENV) .devstack .pytest_cache .ruff_cache .hypothesis

@@ -1,4 +1,8 @@
-"""``ttma-relay``: the operator CLI (smoke tests, webhook setup, inspection)."""
+"""``ttma-relay``: the operator CLI (smoke tests, webhook setup, inspection).
+
+Commands live in ``cli_*`` modules; docs/cli.md documents each. Exit codes everywhere:
+0 success, 1 refused or not found, 2 usage error or unreachable (``cli_common``).
+"""
 
 from __future__ import annotations
 
@@ -12,20 +16,47 @@ import click
 import httpx
 
 import verify
+from ttma_relay.cli_calls import call_command, calls_command
+from ttma_relay.cli_common import (
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+    load_env_file,
+    local_env_file,
+)
+from ttma_relay.cli_tail import tail_command
+from ttma_relay.cli_webhook import configure_webhook
 from ttma_relay.sample_delivery import sample_delivery
 
-EXIT_REFUSED = 1  # the endpoint answered, but not with 2xx
-EXIT_UNREACHABLE = 2  # the endpoint could not be reached
+__all__ = ["EXIT_REFUSED", "EXIT_UNREACHABLE", "main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ttma-relay")
-def main() -> None:
-    """Operate a ttma-relay deployment: the local stack or a real Google Cloud project."""
+@click.option(
+    "--local",
+    is_flag=True,
+    help="Use the local stack (make dev / make dev-up): read .devstack/endpoints.env.",
+)
+@click.option(
+    "--env-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read settings (NAME=value lines, e.g. an endpoints.env) before the command runs.",
+)
+def main(local: bool, env_file: Path | None) -> None:
+    """Operate a ttma-relay deployment: the local stack or a real Google Cloud project.
+
+    Settings come from options or the environment (GOOGLE_CLOUD_PROJECT, CALL_EVENTS_TOPIC,
+    CALLS_COLLECTION, FIRESTORE_DATABASE, TTMA_API_KEY, ...); with a real project, Google
+    credentials come from `gcloud auth application-default login`.
+
+    Exit codes: 0 success, 1 refused or not found, 2 usage error or unreachable.
+    """
+    for path in ([local_env_file()] if local else []) + ([env_file] if env_file else []):
+        os.environ.update(load_env_file(path))
 
 
-@main.command()
-@click.argument("url")
+@main.command(short_help="Sign a delivery like TTMA does and POST it (smoke test).")
+@click.argument("url", envvar="INGEST_URL")
 @click.option(
     "--payload",
     "payload_file",
@@ -50,7 +81,7 @@ def send(
     timestamp: int | None,
     timeout: float,
 ) -> None:
-    """Sign a delivery exactly like the vendor does and POST it to URL.
+    """Sign a delivery exactly like the vendor does and POST it to URL (default $INGEST_URL).
 
     Prints the status and body. Exit code 0 on 2xx, 1 on any other answer, 2 if unreachable.
     """
@@ -81,6 +112,12 @@ def send(
     click.echo(response.text)
     if not response.is_success:
         sys.exit(EXIT_REFUSED)
+
+
+main.add_command(configure_webhook)
+main.add_command(calls_command)
+main.add_command(call_command)
+main.add_command(tail_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,288 @@
+"""Every ``ttma-relay`` command against a running local stack (started as ``make dev-up`` does).
+
+In-process through click's ``CliRunner`` (its ``env`` points the Google clients at the stack),
+and through the installed console script where a real process matters (``tail`` and signals).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from devstack.emulators import free_port
+from devstack.stack import endpoints
+from devstack.stack_config import PORT_OFFSETS, StackConfig
+from devstack.stack_services import StackSecrets
+from tests.stack_fixtures import *  # noqa: F403 - dev_stack
+from tests.stack_fixtures import RunningStack, stack_environment, wait_until
+from ttma_relay.cli import main
+
+CONSOLE_SCRIPT = Path(sys.executable).with_name("ttma-relay")
+COMMANDS = ("send", "configure-webhook", "calls", "call", "tail")
+# Every name endpoints.env sets: unset around each in-process run, and restored after it
+# (``--env-file`` updates os.environ; CliRunner restores only the names it was given).
+ENV_NAMES = (
+    *endpoints(StackConfig(ports=dict.fromkeys(PORT_OFFSETS, 1)), StackSecrets("s", "k")),
+    "FIRESTORE_DATABASE",
+)
+
+
+def run(stack: RunningStack | None, *args: str, env: dict[str, str] | None = None) -> Any:
+    """Invoke the CLI in-process with only the stack's settings in the environment."""
+    base: dict[str, str | None] = dict.fromkeys(ENV_NAMES)
+    if stack is not None:
+        base.update(stack.env)
+    return CliRunner().invoke(main, list(args), env={**base, **(env or {})}, catch_exceptions=False)
+
+
+def settled_index(stack: RunningStack, call_ids: list[str]) -> dict[str, dict[str, Any]]:
+    def check() -> dict[str, dict[str, Any]] | None:
+        result = run(stack, "calls", "--json", "--limit", "1000")
+        records = {r["callId"]: r for r in map(json.loads, result.stdout.splitlines())}
+        done = all(
+            records.get(c, {}).get("recordingStatus") in ("archived", "unavailable")
+            and records.get(c, {}).get("transcriptStatus") in ("archived", "not_shipped")
+            for c in call_ids
+        )
+        return records if done else None
+
+    return wait_until(check, timeout=45, what="the calls in the index")
+
+
+@pytest.fixture(scope="module")
+def placed_calls(dev_stack: RunningStack) -> list[dict[str, Any]]:
+    """Six calls through the whole pipeline: both directions, several end reasons."""
+    calls = dev_stack.simulate(count=6, seed=3, deliver=True, spacing_seconds=3600)
+    settled_index(dev_stack, [c["id"] for c in calls])
+    return calls
+
+
+# ------------------------------------------------------------------------------ help, codes
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command: str) -> None:
+    result = run(None, command, "--help")
+    assert result.exit_code == 0
+    assert "Usage: " in result.output and "--help" in result.output
+
+
+def test_the_console_script_is_installed() -> None:
+    result = subprocess.run([CONSOLE_SCRIPT, "--help"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0
+    for command in COMMANDS:
+        assert command in result.stdout
+
+
+def test_a_missing_setting_is_a_usage_error() -> None:
+    result = run(None, "calls")
+    assert result.exit_code == 2
+    assert "GOOGLE_CLOUD_PROJECT" in result.output
+
+
+# ------------------------------------------------------------------------------------ send
+
+
+def test_a_signed_send_is_accepted(dev_stack: RunningStack) -> None:
+    secret = dev_stack.endpoints["TTMA_WEBHOOK_SECRET"]
+    result = run(dev_stack, "send", dev_stack.endpoints["INGEST_URL"],
+                 env={"TTMA_WEBHOOK_SECRET": secret})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("200 ")
+    assert '"status":"accepted"' in result.output
+    assert secret not in result.output
+
+
+def test_a_tampered_send_is_refused_with_401(dev_stack: RunningStack) -> None:
+    secret = dev_stack.endpoints["TTMA_WEBHOOK_SECRET"]
+    result = run(dev_stack, "send", "--tamper", dev_stack.endpoints["INGEST_URL"],
+                 env={"TTMA_WEBHOOK_SECRET": secret})  # fmt: skip
+    assert result.exit_code == 1
+    assert result.output.startswith("401 ")
+    assert "invalid_signature" in result.output
+
+
+def test_send_reads_the_url_and_secret_from_the_stacks_env_file(dev_stack: RunningStack) -> None:
+    env_file = str(dev_stack.state_dir / "endpoints.env")
+    result = run(None, "--env-file", env_file, "send")
+    assert result.exit_code == 0, result.output
+    assert "accepted" in result.output
+
+
+def test_send_to_nothing_is_unreachable() -> None:
+    url = f"http://127.0.0.1:{free_port()}/"
+    result = run(None, "send", url, env={"TTMA_WEBHOOK_SECRET": "s" * 32})
+    assert result.exit_code == 2
+    assert "could not reach" in result.output
+
+
+# ------------------------------------------------------------------------ configure-webhook
+
+
+def test_configure_webhook_points_the_sandbox_at_ingest(dev_stack: RunningStack) -> None:
+    values = dev_stack.endpoints
+    secret, api_key = values["TTMA_WEBHOOK_SECRET"], values["SANDBOX_API_KEY"]
+    arguments = (
+        "configure-webhook", "--from", values["TTMA_AGENT_NUMBER"],
+        "--url", values["INGEST_URL"], "--base-url", values["SANDBOX_URL"],
+    )  # fmt: skip
+    env = {"TTMA_API_KEY": api_key, "TTMA_WEBHOOK_SECRET": secret}
+
+    refused = run(None, *arguments, env=env)  # http:// and loopback: what TTMA refuses
+    assert refused.exit_code == 1
+    assert "HTTPS" in refused.output
+
+    stored = run(None, *arguments, "--allow-insecure-local", env=env)
+    assert stored.exit_code == 0, stored.output
+    assert f"→ {values['INGEST_URL']} (enabled)" in stored.output
+    assert secret not in stored.output and api_key not in stored.output
+    with dev_stack.sandbox() as sandbox:
+        configs = sandbox.get("/_sandbox/webhooks").json()["data"]
+    assert [c["url"] for c in configs] == [values["INGEST_URL"]]
+    assert all(c["enabled"] for c in configs)
+
+    wrong_key = run(None, *arguments, "--allow-insecure-local",
+                    env={**env, "TTMA_API_KEY": "mbn_live_" + "0" * 40})  # fmt: skip
+    assert wrong_key.exit_code == 1
+    assert "401" in wrong_key.output
+
+    nowhere = [a if a != values["SANDBOX_URL"] else f"http://127.0.0.1:{free_port()}"
+               for a in arguments]  # fmt: skip
+    unreachable = run(None, *nowhere, "--allow-insecure-local", env=env)
+    assert unreachable.exit_code == 2
+
+
+# ------------------------------------------------------------------------------ calls, call
+
+
+def test_calls_lists_the_archived_calls_without_transcripts(
+    dev_stack: RunningStack, placed_calls: list[dict[str, Any]]
+) -> None:
+    result = run(dev_stack, "calls", "--limit", "1000")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:3] == ["ENDED", "(UTC)", "CALL"]
+    for call in placed_calls:
+        line = next(line for line in lines if call["id"] in line)
+        assert call["direction"] in line and call["endedReason"] in line
+        if call["transcript"]:
+            assert call["transcript"][:30] not in result.output
+
+
+def test_calls_filters_by_direction_reason_and_dates(
+    dev_stack: RunningStack, placed_calls: list[dict[str, Any]]
+) -> None:
+    def listed(*options: str) -> set[str]:
+        result = run(dev_stack, "calls", "--json", "--limit", "1000", *options)
+        assert result.exit_code == 0, result.output
+        return {json.loads(line)["callId"] for line in result.stdout.splitlines()}
+
+    ours = {c["id"] for c in placed_calls}
+    inbound = {c["id"] for c in placed_calls if c["direction"] == "inbound"}
+    assert listed("--direction", "inbound") & ours == inbound
+    reason = placed_calls[0]["endedReason"]
+    assert listed("--ended-reason", reason) & ours == {
+        c["id"] for c in placed_calls if c["endedReason"] == reason
+    }
+    # The batch ended one hour apart, the newest an hour ago: a window catches part of it.
+    newest = max(placed_calls, key=lambda c: c["endedAt"])
+    assert listed("--since", "90m") & ours == {newest["id"]}
+    assert listed("--until", "90m") & ours == ours - {newest["id"]}
+    assert listed("--since", "2999-01-01") == set()
+    assert len(listed("--limit", "2")) == 2
+
+
+def test_call_shows_one_record_and_refuses_an_unknown_id(
+    dev_stack: RunningStack, placed_calls: list[dict[str, Any]]
+) -> None:
+    call = placed_calls[0]
+    result = run(dev_stack, "call", call["id"])
+    assert result.exit_code == 0
+    assert "callId" in result.output and call["id"] in result.output
+    assert "recordingStatus" in result.output and "archivePrefix" in result.output
+    as_json = json.loads(run(dev_stack, "call", "--json", call["id"]).stdout)
+    assert as_json["callId"] == call["id"]
+    assert isinstance(as_json["endedAt"], str)
+    by_key = run(dev_stack, "call", as_json["callKey"])
+    assert by_key.exit_code == 0 and call["id"] in by_key.output
+
+    missing = run(dev_stack, "call", "v3:no-such-call")
+    assert missing.exit_code == 1
+    assert "not in the index" in missing.output
+
+
+def test_an_unreachable_index_exits_2(dev_stack: RunningStack) -> None:
+    dead = {"FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{free_port()}"}
+    assert run(dev_stack, "calls", env=dead).exit_code == 2
+    assert run(dev_stack, "call", "v3:x", env=dead).exit_code == 2
+
+
+# ------------------------------------------------------------------------------------ tail
+
+
+def tail_subscriptions(stack: RunningStack) -> list[str]:
+    with stack_environment(stack):
+        from google.cloud import pubsub_v1
+
+        publisher = pubsub_v1.PublisherClient()
+        topic = publisher.topic_path(stack.endpoints["GOOGLE_CLOUD_PROJECT"],
+                                     stack.endpoints["CALL_EVENTS_TOPIC"])  # fmt: skip
+        names = list(publisher.list_topic_subscriptions(request={"topic": topic}))
+    return [name for name in names if "/ttma-relay-tail-" in name]
+
+
+def start_tail(stack: RunningStack, *options: str) -> subprocess.Popen[str]:
+    env = {**os.environ, **stack.env}
+    process = subprocess.Popen(
+        [CONSOLE_SCRIPT, "tail", *options],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stderr is not None
+    first = process.stderr.readline()  # printed once the subscription exists
+    assert first.startswith("listening on "), first + process.stderr.read()
+    return process
+
+
+def test_tail_streams_an_event_and_removes_its_subscription(dev_stack: RunningStack) -> None:
+    tail = start_tail(dev_stack, "--count", "1", "--timeout", "30", "--json")
+    assert len(tail_subscriptions(dev_stack)) == 1
+    sent = run(None, "--env-file", str(dev_stack.state_dir / "endpoints.env"), "send")
+    assert sent.exit_code == 0
+    delivery_id = json.loads(sent.stdout.splitlines()[1])["deliveryId"]
+    out, err = tail.communicate(timeout=40)
+    assert tail.returncode == 0, err
+    event = json.loads(out.splitlines()[0])
+    assert event["attributes"]["deliveryId"] == delivery_id
+    assert event["attributes"]["source"] == "webhook"
+    assert "data" not in event  # the call (transcript, numbers) only with --data
+    assert tail_subscriptions(dev_stack) == []
+
+
+def test_tail_lines_and_a_timeout_before_count_exits_1(dev_stack: RunningStack) -> None:
+    result = run(dev_stack, "tail", "--count", "1", "--timeout", "1")
+    assert result.exit_code == 1
+    assert "0 of 1 events" in result.output
+    assert tail_subscriptions(dev_stack) == []
+
+
+def test_tail_is_stopped_by_sigterm_and_cleans_up(dev_stack: RunningStack) -> None:
+    tail = start_tail(dev_stack)
+    assert tail.stdout is not None
+    run(None, "--env-file", str(dev_stack.state_dir / "endpoints.env"), "send")
+    readable, _, _ = select.select([tail.stdout], [], [], 20)
+    assert readable, "no event line within 20 s"
+    fields = tail.stdout.readline().split()
+    tail.send_signal(signal.SIGTERM)
+    tail.communicate(timeout=30)
+    assert tail.returncode == 0
+    assert fields[1].startswith("v3:sample-") and fields[3] == "webhook"  # time, id, reason, ...
+    assert tail_subscriptions(dev_stack) == []

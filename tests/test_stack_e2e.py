@@ -1,0 +1,213 @@
+"""End to end on the local stack, brought up and down exactly as ``make dev-up`` / ``dev-down``.
+
+The sandbox sends real signed webhooks (a mixed batch covering every end reason, a resent
+duplicate, concurrent copies that provoke in-flight 409s and sender retries, a late recording
+that is retried through Pub/Sub's redelivery); every call must end up in the bucket and the
+index as the contract says, with no dead letter and no 410 anywhere. A call whose webhook
+never went out is found by ``reconcile`` (served once ``main.py`` defines it). Then ``down``
+must leave no process and no listening port behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import subprocess
+from typing import Any
+
+import httpx
+
+from devstack.stack_config import main_has_entry_point
+from devstack.stack_processes import StackState, group_members, marked_processes, port_is_free
+from tests.stack_fixtures import (
+    TEST_STACK_OPTIONS,
+    RunningStack,
+    stack_command,
+    stack_environment,
+    start_stack,
+    stop_stack,
+    wait_until,
+)
+from ttma_relay.call_keys import call_key
+
+REQUIRED_ENDPOINTS = (
+    "INGEST_URL", "SANDBOX_URL", "SANDBOX_API_KEY", "FIRESTORE_EMULATOR_HOST",
+    "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT", "CALL_EVENTS_TOPIC",
+    "ARCHIVE_BUCKET", "TTMA_WEBHOOK_SECRET",
+)  # fmt: skip
+SETTLED_TRANSCRIPT = {"archived", "not_shipped"}
+SETTLED_RECORDING = {"archived", "unavailable"}
+
+
+def place_calls(stack: RunningStack) -> list[dict[str, Any]]:
+    calls = stack.simulate(count=11, seed=7, deliver=True)  # every end reason, mixed cases
+    calls += stack.simulate(direction="inbound", deliver=True, duplicates=1)
+    calls += stack.simulate(deliver=True, duplicates=2, concurrent_duplicates=True)
+    calls += stack.simulate(recording="late", late_after_seconds=2, deliver=True)
+    return calls
+
+
+def reconcile_a_lost_call(stack: RunningStack) -> list[dict[str, Any]]:
+    """A call whose webhook was never sent: reconcile must publish it (and only it)."""
+    lost = stack.simulate(direction="inbound", deliver=False)
+    response = httpx.post(stack.endpoints["RECONCILE_URL"], timeout=60)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["published"] == 1 and report["failed"] == 0, report
+    return lost
+
+
+def settled(firestore_client: Any, stack: RunningStack, calls: list[dict[str, Any]]) -> Any:
+    collection = firestore_client.collection(stack.endpoints["CALLS_COLLECTION"])
+    records = {}
+    references = [collection.document(call_key(call["id"])) for call in calls]
+    for snapshot in firestore_client.get_all(references):
+        record = snapshot.to_dict() if snapshot.exists else None
+        if (
+            record is None
+            or record.get("transcriptStatus") not in SETTLED_TRANSCRIPT
+            or record.get("recordingStatus") not in SETTLED_RECORDING
+        ):
+            return None
+        records[record["callId"]] = record
+    return records
+
+
+def dead_letters(stack: RunningStack) -> list[Any]:
+    from google.api_core import exceptions as gexc
+    from google.cloud import pubsub_v1
+
+    subscriber = pubsub_v1.SubscriberClient()
+    path = subscriber.subscription_path(
+        stack.endpoints["GOOGLE_CLOUD_PROJECT"], stack.endpoints["DEAD_LETTER_SUBSCRIPTION"]
+    )
+    try:
+        response = subscriber.pull(
+            request={"subscription": path, "max_messages": 100}, timeout=2, retry=None
+        )
+        return list(response.received_messages)
+    except gexc.DeadlineExceeded:
+        return []
+    finally:
+        subscriber.close()
+
+
+def check_archive(stack: RunningStack, calls: list[dict[str, Any]], records: dict) -> None:
+    from google.cloud import storage
+
+    bucket = storage.Client(project=stack.endpoints["GOOGLE_CLOUD_PROJECT"]).bucket(
+        stack.endpoints["ARCHIVE_BUCKET"]
+    )
+    sandbox = stack.sandbox()
+    auth = {"Authorization": f"Bearer {stack.endpoints['SANDBOX_API_KEY']}"}
+    for call in calls:
+        record = records[call["id"]]
+        prefix = record["archivePrefix"].split("/", 3)[3]
+        names = {blob.name.rsplit("/", 1)[-1] for blob in bucket.list_blobs(prefix=prefix)}
+        expected = {"call.json"}
+        if call["hasTranscript"]:
+            expected |= {"transcript.txt", "transcript.json"}
+            assert record["transcriptStatus"] == "archived", call["id"]
+        else:
+            assert record["transcriptStatus"] == "not_shipped", call["id"]
+        digest = sandbox.get(f"/_sandbox/calls/{call['id']}/recording-digest").json()
+        recording = sandbox.get(f"/v1/voice/calls/{call['id']}/recording", headers=auth)
+        if recording.status_code == 200:  # the vendor has it (now): it must be archived
+            assert record["recordingStatus"] == "archived", call["id"]
+            expected.add("recording.mp3")
+            data = bucket.blob(prefix + "recording.mp3").download_as_bytes()
+            assert len(data) == digest["size"]
+            assert hashlib.sha256(data).hexdigest() == digest["sha256"]
+        else:
+            assert recording.status_code == 404
+            assert record["recordingStatus"] == "unavailable", call["id"]
+        assert names == expected, (call["id"], names, record)
+        assert record["callId"] == call["id"]
+        assert record["direction"] == call["direction"]
+        assert record["endedReason"] == call["endedReason"]
+    sandbox.close()
+
+
+def test_stack_up_deliveries_archived_then_down_leaves_nothing(tmp_path) -> None:
+    stack = start_stack(tmp_path / "devstack")
+    state = stack.state()
+    try:
+        assert state.status == "up"
+        assert "healthy in" in stack.up_output
+        env_file = stack.state_dir / "endpoints.env"
+        assert stat.S_IMODE(os.stat(env_file).st_mode) == 0o600  # holds the dev secrets
+        for name in REQUIRED_ENDPOINTS:
+            assert stack.endpoints.get(name), name
+        assert stack.endpoints["TTMA_WEBHOOK_SECRET"] not in stack.up_output
+        assert stack.endpoints["SANDBOX_API_KEY"] not in stack.up_output
+
+        webhook_calls = place_calls(stack)
+        late_id = webhook_calls[-1]["id"]
+        deliveries = stack.deliveries(wait=60)
+        ours = [d for d in deliveries if d["call_id"] in {c["id"] for c in webhook_calls}]
+        assert len(ours) == len(webhook_calls)
+        assert all(d["outcome"] == "delivered" for d in ours), ours
+        attempts = [a for d in ours for a in d["attempts"]]
+        assert not [a for a in attempts if a["status"] == 410], "a 410 disables the webhook"
+        assert all(a["status"] is not None for a in attempts), "connection errors"
+        assert len(attempts) > len(webhook_calls), "duplicates and retries were sent"
+        late = next(d for d in ours if d["call_id"] == late_id)
+        assert late["recording_available"] is False  # sent before its recording was ready
+        reconciled = reconcile_a_lost_call(stack) if main_has_entry_point("reconcile") else []
+        calls = webhook_calls + reconciled
+
+        with stack_environment(stack):
+            from google.cloud import firestore
+
+            db = firestore.Client(project=stack.endpoints["GOOGLE_CLOUD_PROJECT"])
+            records = wait_until(
+                lambda: settled(db, stack, calls), timeout=60, what="every call archived"
+            )
+            for delivery in ours:
+                assert delivery["delivery_id"] in records[delivery["call_id"]]["deliveryIds"]
+            for call in reconciled:
+                assert records[call["id"]]["deliveryIds"] == [f"reconcile:{call['id']}"]
+            # ... archived through Pub/Sub's redelivery once it was ready
+            assert records[late_id]["recordingStatus"] == "archived"
+            check_archive(stack, calls, records)
+            assert dead_letters(stack) == []
+    finally:
+        result = stop_stack(stack.state_dir)
+    assert result.returncode == 0, result.stderr
+    assert_nothing_left(state.processes, state.ports)
+    assert marked_processes(state.stack_id) == []
+    assert not (stack.state_dir / "stack.json").exists()
+    assert not (stack.state_dir / "endpoints.env").exists()
+    assert (stack.state_dir / "logs" / "ingest.log").exists()  # logs are kept
+
+
+def assert_nothing_left(processes: list, ports: dict[str, int]) -> None:
+    for record in processes:
+        assert group_members(record.pgid) == [], f"{record.name} left running"
+    busy = {name: port for name, port in ports.items() if not port_is_free(port)}
+    assert busy == {}, f"ports still listening after down: {busy}"
+
+
+def test_down_cleans_up_after_an_up_killed_half_way(tmp_path) -> None:
+    state_dir = tmp_path / "devstack"
+    up = subprocess.Popen(
+        stack_command("up", state_dir, "--free-ports", *TEST_STACK_OPTIONS),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        state = wait_until(
+            lambda: (s := StackState.load(state_dir)) and len(s.processes) >= 5 and s,
+            timeout=30, what="half of the stack started", every=0.02,
+        )  # fmt: skip
+    finally:
+        up.kill()  # no chance to clean up after itself
+        up.wait()
+    state = StackState.load(state_dir)
+    assert state is not None and state.status == "starting"
+    assert any(group_members(record.pgid) for record in state.processes)
+    result = stop_stack(state_dir)
+    assert result.returncode == 0, result.stderr
+    assert_nothing_left(state.processes, state.ports)
+    assert marked_processes(state.stack_id) == []  # nor one started but not yet recorded
+    assert not (state_dir / "stack.json").exists()
