@@ -57,6 +57,33 @@ class ServedFunction:
             self.process = None
 
 
+def functions_framework_binary() -> Path:
+    binary = Path(sys.executable).with_name("functions-framework")
+    if not binary.exists():
+        raise EmulatorError(
+            f"{binary} not found: create the venv first (make venv) and run with .venv/bin/python"
+        )
+    return binary
+
+
+def function_command(target: str, port: int) -> list[str]:
+    """``functions-framework`` serving ``target`` from ``main.py`` on 127.0.0.1:``port``."""
+    return [
+        str(functions_framework_binary()),
+        f"--target={target}",
+        f"--signature-type={SIGNATURE_TYPES[target]}",
+        f"--source={ROOT / 'main.py'}",
+        f"--host={HOST}",
+        f"--port={port}",
+    ]
+
+
+def function_env(env: Mapping[str, str], target: str) -> dict[str, str]:
+    """``env`` plus what Cloud Functions sets: ``FUNCTION_TARGET`` makes ``main.py`` validate
+    the target's settings at start-up, as it does when deployed."""
+    return {**env, "PYTHONUNBUFFERED": "1", "FUNCTION_TARGET": target}
+
+
 def start_function(
     target: str,
     env: Mapping[str, str],
@@ -70,15 +97,8 @@ def start_function(
     if not port_is_free(port):
         raise EmulatorError(f"function {target}: port {port} on {HOST} is already in use")
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    command = [
-        str(Path(sys.executable).with_name("functions-framework")),
-        f"--target={target}",
-        f"--signature-type={SIGNATURE_TYPES[target]}",
-        f"--source={ROOT / 'main.py'}",
-        f"--host={HOST}",
-        f"--port={port}",
-    ]
-    process_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1", "FUNCTION_TARGET": target}
+    command = function_command(target, port)
+    process_env = function_env({**os.environ, **env}, target)
     if threads is not None:
         process_env["THREADS"] = str(threads)
     served = ServedFunction(target, port, log_path)

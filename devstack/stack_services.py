@@ -6,12 +6,11 @@ import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from devstack import emulators
-from devstack.emulators import HOST, INSTALL_HINT, EmulatorError
-from devstack.functions import SIGNATURE_TYPES
-from devstack.stack_config import ROOT, StackConfig
+from devstack.emulators import HOST, INSTALL_HINT
+from devstack.functions import function_command, function_env
+from devstack.stack_config import StackConfig
 from ttma_relay.settings import ENV_NAMES
 
 EMULATOR_HOST_VARS = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
@@ -62,7 +61,9 @@ def inherited_env(extra: Mapping[str, str]) -> dict[str, str]:
     return {**base, **extra, "PYTHONUNBUFFERED": "1"}
 
 
-def function_env(config: StackConfig, name: str, secrets: StackSecrets) -> dict[str, str]:
+def function_settings_env(
+    config: StackConfig, name: str, secrets: StackSecrets
+) -> dict[str, str]:
     google = emulator_env(config)
     api = {
         "TTMA_API_KEY": secrets.sandbox_api_key,
@@ -85,15 +86,6 @@ def function_env(config: StackConfig, name: str, secrets: StackSecrets) -> dict[
     if name == "reconcile":
         return {**google, **api, "CALL_EVENTS_TOPIC": config.topic}
     raise ValueError(f"unknown function {name}")
-
-
-def _functions_framework() -> str:
-    binary = Path(sys.executable).with_name("functions-framework")
-    if not binary.exists():
-        raise EmulatorError(
-            f"{binary} not found: create the venv first (make venv) and run with .venv/bin/python"
-        )
-    return str(binary)
 
 
 def emulator_services(config: StackConfig) -> list[Service]:
@@ -134,21 +126,13 @@ def sandbox_service(config: StackConfig, secrets: StackSecrets) -> Service:
 
 
 def function_service(config: StackConfig, name: str, secrets: StackSecrets) -> Service:
-    command = [
-        _functions_framework(),
-        f"--target={name}",
-        f"--signature-type={SIGNATURE_TYPES[name]}",
-        f"--source={ROOT / 'main.py'}",
-        f"--host={HOST}",
-        f"--port={config.ports[name]}",
-    ]
     return Service(
         name,
-        command,
+        function_command(name, config.ports[name]),
         config.ports[name],
         config.url(name),
         any_status=True,
-        env=function_env(config, name, secrets),
+        env=function_env(function_settings_env(config, name, secrets), name),
     )
 
 
