@@ -8,7 +8,9 @@ one table that maps them to status codes.
 
 from __future__ import annotations
 
+import codecs
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,8 +28,11 @@ SIGNATURE_HEADER = "X-TTMA-Signature"
 DELIVERY_ID_HEADER = "X-TTMA-Delivery-Id"
 EVENT_HEADER = "X-TTMA-Event"
 MAX_ID_LENGTH = 1024  # a Pub/Sub attribute value is at most 1024 bytes
+MAX_JSON_DEPTH = 64  # the vendor's payload nests 4 levels; deeper is refused, whatever the parser
 RETRY_AFTER_SECONDS = 5
 READ_CHUNK_BYTES = 64 * 1024
+NOT_JSON = "body is not valid UTF-8 JSON"
+_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads joins valid pairs: any left is unpaired
 
 
 @dataclass(frozen=True)
@@ -42,9 +47,12 @@ class IngestError(Exception):
 
     code = "error"
 
-    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: int | None = None, cause: str | None = None
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.cause = cause  # an exception class name for the log, never its message
 
 
 class MethodNotAllowed(IngestError):
@@ -96,6 +104,13 @@ class Delivery:
 
 
 def handle(request: flask.Request, deps: IngestDeps) -> flask.Response:
+    try:
+        return _answer(request, deps)
+    finally:
+        _read_no_further(request)
+
+
+def _answer(request: flask.Request, deps: IngestDeps) -> flask.Response:
     started = time.perf_counter()
     trace = trace_from_header(
         request.headers.get("X-Cloud-Trace-Context"), deps.settings.google.project
@@ -106,6 +121,8 @@ def handle(request: flask.Request, deps: IngestDeps) -> flask.Response:
         context.update(deliveryId=delivery.delivery_id, callId=delivery.call_id, keyId=key_id)
         status, body = _publish_once(delivery, deps, context)
     except IngestError as error:
+        if error.cause is not None:
+            context["cause"] = error.cause
         status = STATUS_BY_ERROR[type(error)]
         body = {"status": error.code, "error": str(error)}
         if "deliveryId" in context:
@@ -119,6 +136,17 @@ def handle(request: flask.Request, deps: IngestDeps) -> flask.Response:
         return response
     _log_outcome("INFO", body["status"], status, started, context)
     return _json(body, status)
+
+
+def _read_no_further(request: flask.Request) -> None:
+    """Leave the unread rest of the body to the server, which drains (bounded) or closes it.
+
+    functions-framework reads the whole body again after every response (its ``read_request``
+    hook): unbounded after a 413, and on bad chunked framing it raises outside any handler (a
+    500 whose logged message carries body bytes). Ingest has read all it needs, so that read
+    is made to find werkzeug's ``get_data`` cache instead of the stream.
+    """
+    request._cached_data = b""
 
 
 def _read_delivery(request: flask.Request, settings: IngestSettings) -> tuple[Delivery, str]:
@@ -140,25 +168,93 @@ def _read_delivery(request: flask.Request, settings: IngestSettings) -> tuple[De
 
 
 def _raw_body(request: flask.Request, limit: int) -> bytes:
-    """The exact body bytes, read at most ``limit + 1`` bytes far (chunked bodies too)."""
-    if request.content_length is not None and request.content_length > limit:
+    """The exact body bytes, read at most ``limit + 1`` bytes far (chunked bodies too).
+
+    Bad framing (a chunk size such as ``zz``, a missing chunk terminator, the sender hanging
+    up mid-chunk) and a body shorter than its ``Content-Length`` are malformed deliveries.
+    """
+    declared = request.content_length
+    if declared is not None and declared > limit:
         raise BodyTooLarge(f"body is larger than {limit} bytes")
     stream = request.stream
     chunks: list[bytes] = []
     size = 0
-    while chunk := stream.read(min(READ_CHUNK_BYTES, limit + 1 - size)):
+    while True:
+        try:
+            chunk = stream.read(min(READ_CHUNK_BYTES, limit + 1 - size))
+        except Exception as error:  # the server's input stream: any failure is the framing's
+            raise MalformedDelivery(
+                "request body framing is invalid", cause=type(error).__name__
+            ) from None
+        if not chunk:
+            break
         chunks.append(chunk)
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge(f"body is larger than {limit} bytes")
+    if declared is not None and size < declared:
+        raise MalformedDelivery("body is shorter than its Content-Length", cause="truncated")
     return b"".join(chunks)
 
 
-def _parse_delivery(raw: bytes) -> Delivery:
+class _NotJson(Exception):
+    """Raised by the JSON hooks; the message says what is wrong, never the content."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _NotJson("duplicate key")
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not JSON")
+
+
+def _check_tree(value: Any) -> None:
+    """Refuse nesting deeper than ``MAX_JSON_DEPTH`` and unpaired surrogates (``"\\ud800"``),
+    anywhere: they are not Unicode text, so no attribute, document or log line can carry them."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise _NotJson("unpaired surrogate escape")
+        elif isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise _NotJson(f"nested deeper than {MAX_JSON_DEPTH} levels")
+            children = [*item, *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+
+
+def _load_json(raw: bytes) -> Any:
+    """Strict RFC 8259 JSON in UTF-8: no byte order mark, no UTF-16/32, no NaN, no duplicate
+    keys, no unpaired surrogates, no integer beyond Python's digit limit, bounded depth."""
+    if raw.startswith(codecs.BOM_UTF8):
+        raise MalformedDelivery(f"{NOT_JSON} (byte order mark)")
     try:
-        envelope = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise MalformedDelivery("body is not valid UTF-8 JSON") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedDelivery(f"{NOT_JSON} (not UTF-8)") from None
+    try:
+        value = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        _check_tree(value)
+    except _NotJson as error:
+        raise MalformedDelivery(f"{NOT_JSON} ({error})") from None
+    except RecursionError:  # deeper than the interpreter's recursion limit: over ours too
+        raise MalformedDelivery(
+            f"{NOT_JSON} (nested deeper than {MAX_JSON_DEPTH} levels)"
+        ) from None
+    except json.JSONDecodeError:
+        raise MalformedDelivery(f"{NOT_JSON} (syntax)") from None
+    except ValueError:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise MalformedDelivery(f"{NOT_JSON} (integer with too many digits)") from None
+    return value
+
+
+def _parse_delivery(raw: bytes) -> Delivery:
+    envelope = _load_json(raw)
     if not isinstance(envelope, dict):
         raise MalformedDelivery("body must be a JSON object")
     delivery_id = envelope.get("deliveryId")

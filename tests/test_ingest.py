@@ -181,6 +181,94 @@ def test_malformed_signed_body_is_400_and_says_what_is_wrong(client, body, reaso
     assert messages(0.2) == []
 
 
+def hostile(text: str) -> bytes:
+    """A valid delivery's JSON with ``text`` spliced in as the first member of ``data``."""
+    body = encode(delivery())
+    return body.replace(b'"data":{', b'"data":{' + text.encode() + b",", 1)
+
+
+def with_delivery_id(raw_id: str) -> bytes:
+    envelope = delivery()
+    return encode(envelope).replace(json.dumps(envelope["deliveryId"]).encode(), raw_id.encode())
+
+
+# Issue 13: correctly signed bodies that crashed ingest (500) or were published although the
+# policy says strict UTF-8 JSON. Each is a 400 malformed_delivery saying why, nothing published.
+HOSTILE_BODIES = {
+    "lone_surrogate_in_delivery_id": (with_delivery_id(r'"abc\ud800"'), "unpaired surrogate"),
+    "lone_low_surrogate_in_call_id": (
+        encode(delivery()).replace(b'"id":"v3:', b'"id":"\\udc00v3:', 1), "unpaired surrogate"
+    ),
+    "lone_surrogate_in_transcript": (  # json.dumps writes a lone surrogate as its escape
+        encode(delivery(transcript="[Agent] hi \ud83d")), "unpaired surrogate"
+    ),
+    "lone_surrogate_in_a_key": (hostile(r'"\udfff":1'), "unpaired surrogate"),
+    "integer_of_4301_digits": (hostile('"durationSeconds":' + "9" * 4301), "too many digits"),
+    "integer_of_9000_digits_in_a_list": (hostile('"n":[1,' + "7" * 9000 + "]"), "too many digits"),
+    "nesting_65_levels": (hostile('"deep":' + "[" * 64 + "]" * 64), "nested deeper than 64"),
+    "nesting_past_the_recursion_limit": (
+        hostile('"deep":' + "[" * 20000 + "]" * 20000), "nested deeper than 64"
+    ),
+    "duplicate_delivery_id": (
+        encode(delivery()).replace(b"{", b'{"deliveryId":"first",', 1), "duplicate key"
+    ),
+    "duplicate_nested_key": (hostile('"status":"failed"'), "duplicate key"),
+    "nan": (hostile('"durationSeconds":NaN'), "NaN is not JSON"),
+    "infinity": (hostile('"durationSeconds":-Infinity'), "-Infinity is not JSON"),
+    "utf8_bom": (b"\xef\xbb\xbf" + encode(delivery()), "byte order mark"),
+    "utf16_with_bom": (json.dumps(delivery()).encode("utf-16"), "not UTF-8"),
+    "utf16_little_endian_no_bom": (json.dumps(delivery()).encode("utf-16-le"), "syntax"),
+    "utf32": (json.dumps(delivery()).encode("utf-32"), "not UTF-8"),
+    "encoded_surrogate_bytes": (hostile('"transcript":"x"').replace(b'"x"', b'"\xed\xa0\x80"'),
+                                "not UTF-8"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_BODIES))
+def test_hostile_signed_body_is_400_never_500_and_nothing_is_published(client, case, messages):
+    body, reason = HOSTILE_BODIES[case]
+    response = post(client, body=body)
+    assert response.status_code == 400, response.get_data()[:200]
+    assert response.get_json()["status"] == "malformed_delivery"
+    assert reason in response.get_json()["error"]
+    assert "deliveryId" not in response.get_json()
+    assert messages(0.2) == []
+
+
+def test_paired_surrogate_escapes_and_moderate_nesting_are_accepted(client, messages):
+    body = hostile(r'"note":"\ud83d\ude00","deep":' + "[" * 60 + "]" * 60)
+    assert post(client, body=body).status_code == 200
+    [message] = messages()
+    assert message.data == body  # the exact signed bytes, escapes and all
+
+
+@pytest.mark.parametrize("case", ["upper", "mixed"])
+def test_uppercase_hex_signature_is_accepted(client, case, messages):
+    """Hex digits in either case name the same digest (verify/'s docstring; the vendor's
+    reference verifier decodes with Buffer.from(v1, "hex"))."""
+    envelope = delivery()
+    body = encode(envelope)
+    headers = signed_headers(body, envelope=envelope)
+    prefix, digest = headers["X-TTMA-Signature"].split("v1=")
+    digest = digest.upper() if case == "upper" else digest[:32].upper() + digest[32:]
+    headers["X-TTMA-Signature"] = f"{prefix}v1={digest}"
+    assert client.post("/", data=body, headers=headers).status_code == 200
+    assert len(messages()) == 1
+
+
+def test_content_type_is_not_what_decides(client, messages):
+    """The signed bytes decide: a JSON body is accepted whatever Content-Type says, and a
+    charset parameter does not make a UTF-16 body acceptable."""
+    envelope = delivery()
+    body = encode(envelope)
+    headers = {**signed_headers(body, envelope=envelope), "Content-Type": "text/plain"}
+    assert client.post("/", data=body, headers=headers).status_code == 200
+    utf16 = json.dumps(delivery()).encode("utf-16")
+    headers = {**signed_headers(utf16), "Content-Type": "application/json; charset=utf-16"}
+    assert client.post("/", data=utf16, headers=headers).status_code == 400
+    assert len(messages()) == 1
+
+
 @pytest.mark.parametrize("header", ["X-TTMA-Delivery-Id", "X-TTMA-Event"])
 def test_header_disagreeing_with_body_is_400(client, header, messages):
     envelope = delivery()

@@ -6,6 +6,7 @@ Concurrency, chunked bodies and the process's whole log output need a real serve
 from __future__ import annotations
 
 import http.client
+import json
 import threading
 import time
 import urllib.parse
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from devstack.functions import start_function
+from tests.ingest_raw_http import chunked, exchange, request_bytes
 from tests.payloads import SECRET, delivery, encode, signed_headers
 from tests.pubsub_helpers import pull_all
 
@@ -157,3 +159,115 @@ def test_missing_secret_stops_the_instance_at_start_up_with_a_clear_error(emulat
     env = {**emulators, "TTMA_WEBHOOK_SECRET": ""}
     with pytest.raises(EmulatorError, match="TTMA_WEBHOOK_SECRET is required but not set"):
         start_function("ingest", env, tmp_path / "ingest.log")
+
+
+# --- issue 13: the HTTP edge answers every input with JSON, never a 500 ---------------------
+
+CANARY = "QZXcanary7113"  # inside every body below; must reach neither a response nor the log
+
+
+def canary_delivery() -> tuple[dict, bytes]:
+    envelope = delivery(transcript=f"[Agent] {CANARY} [Caller] hello")
+    return envelope, encode(envelope)
+
+
+def raw_post(served, framing: bytes, headers: dict[str, str], method: str = "POST"):
+    data = request_bytes(b"", {**headers, "Connection": "close"}, method=method, framing=framing)
+    return exchange(served.port, data)
+
+
+def assert_log_clean(served, *needles: str) -> None:
+    """Every line is one of our JSON log lines, none an error, none with the needles."""
+    time.sleep(0.2)
+    log = served.log_path.read_text(errors="replace")
+    for line in log.splitlines():
+        record = json.loads(line)  # a traceback or a gunicorn/flask text line fails here
+        assert record["severity"] in {"INFO", "WARNING"}, line
+    for needle in (CANARY, *needles):
+        assert needle not in log, f"leaked into logs: {needle!r}"
+
+
+BAD_CHUNKINGS = {
+    "size_zz": lambda body: b"zz\r\n" + body + b"\r\n0\r\n\r\n",
+    "size_minus_1": lambda body: b"-1\r\n" + body + b"\r\n0\r\n\r\n",
+    "size_0x10": lambda body: b"0x10\r\n" + body + b"\r\n0\r\n\r\n",
+    "size_empty": lambda body: b"\r\n" + body + b"\r\n0\r\n\r\n",
+    "size_is_the_body": lambda body: body + b"\r\n",
+    "missing_terminator": lambda body: b"%x\r\n%s#~0\r\n\r\n" % (len(body), body),
+    "no_last_chunk": lambda body: b"%x\r\n%s\r\n" % (len(body), body),
+    "no_final_crlf": lambda body: b"%x\r\n%s\r\n0\r\n" % (len(body), body),
+    "hung_up_mid_chunk": lambda body: b"%x\r\n%s" % (len(body) + 10, body),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CHUNKINGS))
+def test_bad_chunked_framing_of_a_signed_body_is_json_400_and_logs_no_body_bytes(
+    served, subscriber_client, topic_with_subscription, case
+):
+    _, subscription = topic_with_subscription
+    envelope, body = canary_delivery()
+    headers = {**signed_headers(body, envelope=envelope), "Transfer-Encoding": "chunked"}
+
+    response = raw_post(served, BAD_CHUNKINGS[case](body), headers)
+
+    assert response.status == 400, response.raw[:300]
+    assert response.is_json
+    assert response.json()["status"] == "malformed_delivery"
+    assert "framing" in response.json()["error"]
+    assert CANARY.encode() not in response.raw
+    assert pull_all(subscriber_client, subscription, settle=0.3) == []
+    assert_log_clean(served, "#~")
+    assert '"cause":"' in served.log_path.read_text()  # the exception's class name only
+
+
+def test_body_shorter_than_its_content_length_is_400_even_when_the_bytes_verify(
+    served, subscriber_client, topic_with_subscription
+):
+    """The sender hung up: the bytes that arrived are signed (a sender that signs what it has
+    sent so far), but the delivery is incomplete, so nothing is published."""
+    _, subscription = topic_with_subscription
+    envelope, body = canary_delivery()
+    headers = {**signed_headers(body, envelope=envelope), "Content-Length": str(len(body) + 50)}
+
+    response = raw_post(served, body, headers)
+
+    assert response.status == 400, response.raw[:300]
+    assert response.json()["status"] == "malformed_delivery"
+    assert "shorter than its Content-Length" in response.json()["error"]
+    assert pull_all(subscriber_client, subscription, settle=0.3) == []
+    assert_log_clean(served)
+
+
+def test_well_framed_raw_requests_are_accepted(served, subscriber_client, topic_with_subscription):
+    """The controls of the two tests above: the same bytes, framed correctly, are published."""
+    _, subscription = topic_with_subscription
+    first, first_body = canary_delivery()
+    second, second_body = canary_delivery()
+    by_length = {
+        **signed_headers(first_body, envelope=first), "Content-Length": str(len(first_body))
+    }
+    by_chunks = {**signed_headers(second_body, envelope=second), "Transfer-Encoding": "chunked"}
+
+    assert raw_post(served, first_body, by_length).status == 200
+    assert raw_post(served, chunked(second_body[:100], second_body[100:]), by_chunks).status == 200
+    assert len(pull_all(subscriber_client, subscription, settle=0.5)) == 2
+
+
+def test_unread_bodies_with_bad_framing_are_not_read_after_the_answer(served):
+    """functions-framework reads the rest of the body after every response; ingest stops that
+    read, so a refusal that left the body unread (405, 413) stays a JSON refusal, not a 500."""
+    _, body = canary_delivery()
+    bad = b"%x\r\n%s#~" % (len(body), body)
+    headers = {**signed_headers(body), "Transfer-Encoding": "chunked"}
+
+    not_post = raw_post(served, bad, headers, method="PUT")
+    # the bad chunk size comes after a second, large chunk: ingest stops reading before it
+    over_limit_framing = chunked(b" " * (MAX_BODY + 1), b" " * 4 * MAX_BODY)[:-5] + b"zz\r\n"
+    over_limit = raw_post(served, over_limit_framing, headers)
+    declared_over = raw_post(served, b"{}", {**signed_headers(b"{}"),
+                                             "Content-Length": str(MAX_BODY + 1)})
+
+    assert (not_post.status, not_post.json()["status"]) == (405, "method_not_allowed")
+    assert (over_limit.status, over_limit.json()["status"]) == (413, "body_too_large")
+    assert (declared_over.status, declared_over.json()["status"]) == (413, "body_too_large")
+    assert_log_clean(served, "#~")

@@ -1,8 +1,10 @@
 """Sign and verify TTMA webhook deliveries (standard library only).
 
-Header: ``X-TTMA-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>...]``; each ``v1`` is the
-lowercase hex HMAC-SHA256, keyed by the webhook secret, of ``<t>.<raw body bytes>``. Unknown keys
-(``v0=...``) are ignored for forward compatibility; a duplicate ``t`` is malformed.
+Header: ``X-TTMA-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>...]``; each ``v1`` is the hex
+HMAC-SHA256, keyed by the webhook secret, of ``<t>.<raw body bytes>``. ``sign`` writes lowercase
+hex, as the vendor does; ``verify`` compares the decoded digest bytes, so hex digits in either
+case are the same signature (as in the vendor's reference verifier, ``Buffer.from(v1, "hex")``).
+Unknown keys (``v0=...``) are ignored for forward compatibility; a duplicate ``t`` is malformed.
 """
 
 from __future__ import annotations
