@@ -2,8 +2,11 @@
 
 Each attempt asks the API for a fresh signed URL (it expires in minutes and is a bearer
 credential: never stored or logged) and streams the download into a resumable upload, so
-memory stays bounded by the upload chunk size whatever the recording's size. The stored object
-is then checked (size, CRC32C/MD5, ``audio/mpeg``, an ID3 tag or MPEG frame sync at the start).
+memory stays bounded by the upload chunk size whatever the recording's size. Everything is
+checked before the upload is finalized (an ID3 tag or MPEG frame sync at the start; the
+vendor's ``Content-Length``, which the download stream enforces when it ends; Cloud Storage
+checks the CRC32C of the final request): a recording that fails is never created in the
+bucket, so nothing ever has to be deleted (the function cannot delete).
 
 Late recordings: the vendor fires the webhook after waiting up to 60 s for the recording, with
 ``recordingAvailable: false`` if it was not ready. A 404 for the recording while the call ended
@@ -96,21 +99,24 @@ def _download(
             # The URL expired (or was refused) or the download broke off: a fresh URL may do.
             context["lastError"] = type(error).__name__
             continue
+        except ContentRejected as rejected:
+            if rejected.check != "signature":  # not the bytes declared: download again
+                context["lastError"] = f"ContentRejected:{rejected.check}"
+                continue
+            _pending(deps, event, fields)
+            raise RetryLater("not_mp3", "the downloaded recording is not an MP3") from None
         except NotFoundError:
             return _not_available(event, deps, fields, context)
         except TtmaApiError as error:
             context.update(errorType=type(error).__name__, apiStatus=error.status)
             _pending(deps, event, fields)
             raise RetryLater("api_error", "the TTMA API refused the recording request") from None
-        except ContentRejected:
-            _pending(deps, event, fields)
-            raise RetryLater("not_mp3", "the downloaded recording is not an MP3") from None
         except StoredObjectMismatch as mismatch:
+            # Cloud Storage finalized something else than what was sent, despite checking the
+            # CRC32C: not expected to happen, and not repairable here. Logged as an error.
             context["detail"] = str(mismatch)
             _pending(deps, event, fields)
-            raise RetryLater(
-                "stored_object_mismatch", "the stored recording did not verify"
-            ) from None
+            raise
     _pending(deps, event, fields)
     raise RetryLater(
         "download_failed", f"no complete download in {MAX_DOWNLOAD_ATTEMPTS} attempts"

@@ -4,16 +4,33 @@ Every write is conditional on the object not existing (``if_generation_match=0``
 that is already there counts as success, so redelivered and duplicated messages change nothing
 (ARCHITECTURE.md, "Archive contract").
 
-Recordings are streamed through a resumable upload (``BlobWriter``) that holds at most about
-two chunks in memory, whatever the size of the recording, while MD5 and CRC32C are computed on
-the way. After the upload the stored object is checked against what was streamed: size,
-checksums, content type and a signature of its first bytes; an object that does not match is
-deleted (conditional on its generation) and ``StoredObjectMismatch`` raised.
+Nothing here ever deletes or overwrites an object: the archivers hold only
+``roles/storage.objectCreator`` and ``roles/storage.objectViewer`` on the bucket. A bad upload
+is therefore never *finalized*, rather than removed afterwards:
+
+* Recordings are streamed through a resumable upload (``BlobWriter``) of unknown total size.
+  Cloud Storage creates the object only when the final request of the session is committed;
+  ``BlobWriter.write`` only ever sends full chunks, as ``bytes a-b/*`` (not final), and only
+  ``BlobWriter.close`` sends the final one (``bytes a-b/N`` or ``bytes */N``), also when the
+  size is an exact multiple of the chunk size (google-cloud-storage ``_media/_upload.py``,
+  ``get_next_chunk``).
+* ``VerifiedChunks`` checks the bytes as they pass (declared size, expected CRC32C/MD5 if the
+  caller knows them, a signature of the first bytes) and runs its final checks when the source
+  is exhausted, *before* it ends the iteration. So ``close`` is reached only by content that
+  passed every check; anything else cancels the session (a ``DELETE`` on the session URI,
+  which removes no object) and the object never exists.
+* The final request carries ``X-Goog-Hash: crc32c=...`` of the bytes sent (``checksum=
+  "crc32c"``), so Cloud Storage itself refuses (400) to finalize an object whose bytes differ
+  from what was streamed.
+* After the final request the object's metadata is compared with what was streamed. A
+  difference there cannot be undone without ``storage.objects.delete``: it raises
+  ``StoredObjectMismatch`` (the object is left in place, for an operator) instead.
 
 Emulator note: fake-gcs-server enforces ``if_generation_match=0`` for single-request uploads
-but ignores preconditions on resumable uploads and deletes. ``stream_upload`` therefore checks
-that the object is absent before it streams; on Cloud Storage the precondition also holds
-against a concurrent writer (the loser's upload fails with 412 and counts as already stored).
+but ignores preconditions on resumable uploads, and it does not check ``X-Goog-Hash``.
+``stream_once`` therefore checks that the object is absent before it streams; on Cloud Storage
+the precondition also holds against a concurrent writer (the loser's upload fails with 412 and
+counts as already stored).
 """
 
 from __future__ import annotations
@@ -21,17 +38,21 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import google_crc32c
 from google.api_core import exceptions as gexc
 from google.cloud import storage
-from google.cloud.storage.exceptions import InvalidResponse
+from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
 from google.cloud.storage.fileio import BlobWriter
 
 DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024  # a multiple of 256 KiB (resumable uploads require it)
 SIGNATURE_BYTES = 16
+# Above this, ``Blob.upload_from_string`` switches to a resumable upload that *deletes* the
+# object when the library's checksum check fails after finalization; ``write_once`` streams
+# such documents itself instead (google-cloud-storage ``blob.py``, ``_do_resumable_upload``).
+MAX_SINGLE_REQUEST_BYTES = 8 * 1024 * 1024
 
 
 class ArchiveStoreError(Exception):
@@ -39,11 +60,24 @@ class ArchiveStoreError(Exception):
 
 
 class ContentRejected(ArchiveStoreError):
-    """The streamed content failed the caller's signature check; nothing was stored."""
+    """The streamed content failed a check before the upload was finalized; nothing was
+    stored (the upload session was cancelled).
+
+    ``check``: ``"signature"`` (not the expected kind of content), ``"size"`` or
+    ``"checksum"`` (not what the source declared: a broken or different download).
+    """
+
+    def __init__(self, check: str, message: str) -> None:
+        super().__init__(message)
+        self.check = check
 
 
 class StoredObjectMismatch(ArchiveStoreError):
-    """The stored object does not match what was streamed; it has been deleted."""
+    """Cloud Storage finalized an object whose metadata differs from what was streamed.
+
+    Cannot happen when Cloud Storage validates the final request's ``X-Goog-Hash``; the
+    object is left in place (the archivers cannot delete) and must be looked at by an operator.
+    """
 
 
 @dataclass(frozen=True)
@@ -58,6 +92,18 @@ class StoredObject:
     md5: str | None
     content_type: str | None
     created: bool  # False: it was already there (a redelivery, or another writer won)
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the source declared about the content, checked before the upload is finalized.
+
+    Checksums are base64, as Cloud Storage reports them. ``None``: not declared, not checked.
+    """
+
+    size: int | None = None
+    crc32c: str | None = None
+    md5: str | None = None
 
 
 class _Digests:
@@ -81,6 +127,104 @@ class _Digests:
         return base64.b64encode(self.crc32c.digest()).decode()
 
 
+class VerifiedChunks(Iterator[bytes]):
+    """The source's chunks, checked as they pass; raises ``ContentRejected`` on a failure.
+
+    The checks that need the whole content (size, checksums, the signature of a short
+    content) run when the source is exhausted, *before* this iterator ends: a consumer that
+    finalizes its upload only after the iteration ended normally never finalizes bad content.
+    Exceptions of the source itself (a download cut short) propagate unchanged.
+    """
+
+    def __init__(
+        self,
+        source: Iterable[bytes],
+        *,
+        expected: Expected | None = None,
+        signature_check: Callable[[bytes], bool] | None = None,
+    ) -> None:
+        self._source = iter(source)
+        self._expected = expected or Expected()
+        self._signature_check = signature_check
+        self._signature_checked = signature_check is None
+        self.digests = _Digests()
+        self.complete = False  # True once the source ended and every final check passed
+
+    def __iter__(self) -> VerifiedChunks:
+        return self
+
+    def __next__(self) -> bytes:
+        while True:
+            try:
+                chunk = next(self._source)
+            except StopIteration:
+                self._final_checks()
+                self.complete = True
+                raise
+            if chunk:
+                break
+        self.digests.update(chunk)
+        declared = self._expected.size
+        if declared is not None and self.digests.size > declared:
+            raise ContentRejected("size", f"more than the {declared} bytes declared")
+        if not self._signature_checked and self.digests.size >= SIGNATURE_BYTES:
+            self._check_signature()
+        return chunk
+
+    def _check_signature(self) -> None:
+        self._signature_checked = True
+        assert self._signature_check is not None
+        if not self._signature_check(self.digests.head):
+            raise ContentRejected(
+                "signature", "the content does not start with the expected signature"
+            )
+
+    def _final_checks(self) -> None:
+        if not self._signature_checked:
+            self._check_signature()
+        expected, digests = self._expected, self.digests
+        if expected.size is not None and digests.size != expected.size:
+            raise ContentRejected("size", f"{digests.size} bytes, {expected.size} declared")
+        if expected.crc32c is not None and digests.crc32c_b64() != expected.crc32c:
+            raise ContentRejected("checksum", "CRC32C differs from the declared one")
+        if expected.md5 is not None and digests.md5_b64() != expected.md5:
+            raise ContentRejected("checksum", "MD5 differs from the declared one")
+
+
+class _ResumableUpload(BlobWriter):
+    """A ``BlobWriter`` that finalizes only on an explicit ``close()``.
+
+    ``io.IOBase`` closes an unclosed file when it is garbage-collected, and
+    ``BlobWriter.close`` *finalizes the upload with whatever is buffered*: a writer abandoned
+    after a failed check would create the bad (or empty) object later, from the garbage
+    collector. ``__del__`` here does nothing, and ``cancel`` ends the session instead.
+    """
+
+    def __del__(self) -> None:
+        pass
+
+    def cancel(self) -> None:
+        """End the unfinished upload with a ``DELETE`` on its session URI (Cloud Storage
+        answers 499): no object was created, none is deleted, no object permission is used.
+
+        ``BlobWriter.terminate`` would send that ``DELETE`` to the session's *initiation* URL
+        (``upload.upload_url``) rather than to the session (``upload.resumable_url``)
+        (google-cloud-storage 3.x ``fileio.py``). Should the library's internals change,
+        nothing is sent: an uncommitted session creates no object and expires on its own.
+        """
+        try:
+            started = getattr(self, "_upload_and_transport", None)
+            if started:
+                upload, transport = started
+                session_uri = getattr(upload, "resumable_url", None)
+                if isinstance(session_uri, str) and session_uri:
+                    transport.delete(session_uri, timeout=30)
+        finally:
+            buffer = getattr(self, "_buffer", None)
+            if buffer is not None:
+                buffer.close()  # closed: nothing can finalize it any more
+
+
 def _precondition_failed(error: BaseException) -> bool:
     if isinstance(error, gexc.PreconditionFailed):
         return True
@@ -89,7 +233,11 @@ def _precondition_failed(error: BaseException) -> bool:
 
 
 class ArchiveStore:
-    """The archive bucket. Thread-safe: it keeps no state besides the client's bucket."""
+    """The archive bucket. Thread-safe: it keeps no state besides the client's bucket.
+
+    Needs ``storage.objects.create``, ``get`` and ``list`` on the bucket, nothing more: it
+    never deletes, overwrites or patches an object.
+    """
 
     def __init__(self, bucket: storage.Bucket, *, chunk_size: int = DEFAULT_CHUNK_BYTES) -> None:
         if chunk_size <= 0 or chunk_size % (256 * 1024):
@@ -122,7 +270,21 @@ class ArchiveStore:
         return None if blob is None else self._described(blob, created=False)
 
     def write_once(self, name: str, data: bytes, *, content_type: str) -> StoredObject:
-        """Store ``data`` unless ``name`` exists (single request, ``if_generation_match=0``)."""
+        """Store ``data`` unless ``name`` exists (``if_generation_match=0``).
+
+        One request (the library sends the CRC32C with it, and Cloud Storage refuses a
+        mismatch) up to ``MAX_SINGLE_REQUEST_BYTES``; larger documents are streamed like
+        recordings.
+        """
+        if len(data) > MAX_SINGLE_REQUEST_BYTES:
+            view = memoryview(data)
+            chunks = (
+                bytes(view[i : i + self._chunk_size])
+                for i in range(0, len(data), self._chunk_size)
+            )
+            return self.stream_once(
+                name, chunks, content_type=content_type, expected=Expected(size=len(data))
+            )
         blob = self._bucket.blob(name)
         try:
             blob.upload_from_string(data, content_type=content_type, if_generation_match=0)
@@ -137,57 +299,53 @@ class ArchiveStore:
         *,
         content_type: str,
         signature_check: Callable[[bytes], bool] | None = None,
+        expected: Expected | None = None,
     ) -> StoredObject:
-        """Stream ``chunks`` into ``name`` unless it exists, then check what was stored.
+        """Stream ``chunks`` into ``name`` unless it exists; finalize only verified content.
 
-        Holds at most about two chunks bytes. An exception from ``chunks`` cancels the upload
-        (nothing is stored) and propagates unchanged.
+        Holds at most about two chunks. Content that fails a check (``signature_check`` on
+        the first ``SIGNATURE_BYTES``, ``expected``) raises ``ContentRejected``; an exception
+        from ``chunks`` propagates unchanged. Either way the upload session is cancelled and
+        no object is created. ``StoredObjectMismatch``: see there.
         """
         existing = self.existing(name)
         if existing is not None:
             return existing
         blob = self._bucket.blob(name)
-        writer = BlobWriter(
+        writer = _ResumableUpload(
             blob,
             chunk_size=self._chunk_size,
             content_type=content_type,
             if_generation_match=0,
+            checksum="crc32c",  # sent as X-Goog-Hash on the final request: GCS checks it
         )
-        digests = _Digests()
+        verified = VerifiedChunks(chunks, expected=expected, signature_check=signature_check)
         try:
-            for chunk in chunks:
-                if not chunk:
-                    continue
-                digests.update(chunk)
-                if (
-                    signature_check is not None
-                    and digests.size >= SIGNATURE_BYTES
-                    and digests.size - len(chunk) < SIGNATURE_BYTES
-                    and not signature_check(digests.head)
-                ):
-                    raise ContentRejected("the content does not start with the expected signature")
-                writer.write(chunk)
-            if signature_check is not None and digests.size < SIGNATURE_BYTES:
-                if not signature_check(digests.head):
-                    raise ContentRejected("the content does not start with the expected signature")
-            writer.close()
+            for chunk in verified:
+                writer.write(chunk)  # full chunks only, never the final request
+            if not verified.complete:  # unreachable: a for loop ends only on StopIteration
+                raise ContentRejected("size", "the content was not verified to its end")
+            writer.close()  # the final request: the only one that can create the object
+        except DataCorruption as corruption:
+            # The library's own check of the finalized object's CRC32C; GCS checked the same
+            # value first, so this means the object differs from what was sent.
+            with contextlib.suppress(Exception):
+                writer.cancel()
+            raise StoredObjectMismatch(
+                f"{name}: {corruption} (left in place: the archive cannot delete)"
+            ) from None
         except BaseException as error:
             with contextlib.suppress(Exception):
-                writer.terminate()
+                writer.cancel()
             if _precondition_failed(error):
                 stored = self.existing(name)
                 if stored is not None:
                     return stored
             raise
-        return self._verified(blob, digests, content_type, signature_check)
+        return self._checked(blob, verified.digests, content_type)
 
-    def _verified(
-        self,
-        blob: storage.Blob,
-        digests: _Digests,
-        content_type: str,
-        signature_check: Callable[[bytes], bool] | None,
-    ) -> StoredObject:
+    def _checked(self, blob: storage.Blob, digests: _Digests, content_type: str) -> StoredObject:
+        """The finalized object, compared with what was streamed (a reload, no download)."""
         blob.reload()
         problems = []
         if blob.size != digests.size:
@@ -200,14 +358,9 @@ class ArchiveStore:
             problems.append("MD5 differs")
         if (blob.content_type or "").split(";")[0].strip() != content_type:
             problems.append(f"content type {blob.content_type!r}")
-        if signature_check is not None and not problems:
-            head = blob.download_as_bytes(
-                start=0, end=min(SIGNATURE_BYTES, digests.size) - 1, checksum=None
-            )
-            if not signature_check(head):
-                problems.append("the stored bytes do not start with the expected signature")
         if problems:
-            with contextlib.suppress(gexc.NotFound):
-                blob.delete(if_generation_match=blob.generation)
-            raise StoredObjectMismatch(f"{blob.name}: " + "; ".join(problems) + " (deleted)")
+            raise StoredObjectMismatch(
+                f"{blob.name}: " + "; ".join(problems)
+                + " (left in place: the archive cannot delete)"
+            )
         return self._described(blob, created=True)
