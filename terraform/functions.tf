@@ -9,6 +9,11 @@
 # The keys of <fn>_env + <fn>_secret_env are exactly settings.INGEST_ENV / ARCHIVE_ENV /
 # RECONCILE_ENV. TTMA_WEBHOOK_SECRET_PREVIOUS is injected only while
 # var.webhook_secret_previous_version is set (the code treats it as optional).
+# The plain values use variables and locals only, never resource attributes (the topic is
+# local.call_events_topic, not google_pubsub_topic.call_events.name), so that `terraform
+# console` can evaluate them without state: scripts/deploy_artifact_proof.py serves the built
+# zip with exactly these values. The function resource depends on the topic and the bucket
+# explicitly instead.
 # ---------------------------------------------------------------------------------------------
 
 locals {
@@ -22,7 +27,7 @@ locals {
   ingest_env = {
     GOOGLE_CLOUD_PROJECT             = var.project_id
     TTMA_SIGNATURE_TOLERANCE_SECONDS = tostring(var.signature_tolerance_seconds)
-    CALL_EVENTS_TOPIC                = google_pubsub_topic.call_events.name
+    CALL_EVENTS_TOPIC                = local.call_events_topic
     FIRESTORE_DATABASE               = local.firestore_database
     DELIVERIES_COLLECTION            = var.deliveries_collection
     DELIVERY_TTL_DAYS                = tostring(var.delivery_ttl_days)
@@ -38,7 +43,7 @@ locals {
     GOOGLE_CLOUD_PROJECT   = var.project_id
     FIRESTORE_DATABASE     = local.firestore_database
     CALLS_COLLECTION       = var.calls_collection
-    ARCHIVE_BUCKET         = google_storage_bucket.archive.name
+    ARCHIVE_BUCKET         = local.archive_bucket
     TTMA_API_BASE_URL      = var.ttma_api_base_url
     RECORDING_WAIT_SECONDS = tostring(var.recording_wait_seconds)
   }
@@ -49,7 +54,7 @@ locals {
 
   reconcile_env = {
     GOOGLE_CLOUD_PROJECT     = var.project_id
-    CALL_EVENTS_TOPIC        = google_pubsub_topic.call_events.name
+    CALL_EVENTS_TOPIC        = local.call_events_topic
     FIRESTORE_DATABASE       = local.firestore_database
     DELIVERIES_COLLECTION    = var.deliveries_collection
     DELIVERY_TTL_DAYS        = tostring(var.delivery_ttl_days)
@@ -116,8 +121,13 @@ locals {
   # deployed. Top-level files other than main.py / requirements.txt are excluded by listing them;
   # top-level directories that are not runtime packages must be listed below
   # (tests/test_terraform_contract.py fails when a new one is not).
+  #
+  # archive_file (hashicorp/archive >= 2.5, ZipArchiver.ArchiveDir) matches every path of its
+  # walk, relative to source_dir, against each exclude with doublestar.PathMatch, the root "."
+  # included: a matching directory is skipped whole. So no pattern may match "." (".*" does,
+  # and the provider then stops with "archive has not been created as it would be empty");
+  # ".?*" needs a character after the dot.
   source_excluded_dirs = [
-    ".*", # .git, .venv, .ci, .devstack, caches, ...
     "bench",
     "build",
     "devstack",
@@ -130,15 +140,31 @@ locals {
   source_excludes = concat(
     local.source_excluded_dirs,
     [for f in fileset(local.source_dir, "*") : f if !contains(["main.py", "requirements.txt"], f)],
-    ["**/__pycache__", "**/*.pyc"],
+    [
+      "**/.?*", # hidden files and directories at any depth: .git, .venv, .ci, .devstack, caches
+      "**/__pycache__",
+      "**/*.pyc",
+    ],
   )
+
+  # Every file in the zip gets this mode: the zip (and so its hash, the source object's name and
+  # every function's build) does not depend on the umask or file system of the machine that runs
+  # terraform.
+  source_file_mode = "0644"
 }
 
+# scripts/deploy_artifact_proof.py builds this zip the same way (the same excludes, through a
+# replay of this walk), installs its requirements.txt on Python 3.12 and serves the four
+# functions from it with these locals' environment, end to end on the emulators.
 data "archive_file" "source" {
-  type        = "zip"
-  source_dir  = local.source_dir
-  excludes    = local.source_excludes
-  output_path = "${path.module}/.build/function-source.zip"
+  type             = "zip"
+  source_dir       = local.source_dir
+  excludes         = local.source_excludes
+  output_file_mode = local.source_file_mode
+  output_path      = "${path.module}/.build/function-source.zip"
+  # exclude_symlink_directories stays unset (false): from 2.4.2 the provider answers a
+  # symlinked directory with filepath.SkipDir, which skips the rest of its parent directory.
+  # The repository holds no symlinks (tests/test_terraform_contract.py checks the zip's files).
 }
 
 # The object name carries the zip's content hash: a code change uploads a new object, which
@@ -233,5 +259,8 @@ resource "google_cloudfunctions2_function" "this" {
     google_secret_manager_secret_iam_member.webhook_secret,
     google_secret_manager_secret_iam_member.api_key,
     google_project_iam_member.firestore_user,
+    # The environment names them through locals (see the top of this file).
+    google_pubsub_topic.call_events,
+    google_storage_bucket.archive,
   ]
 }

@@ -7,9 +7,11 @@ terraform {
       source  = "hashicorp/google"
       version = ">= 6.50, < 9"
     }
+    # 2.5: archive_file excludes are doublestar globs (2.4 compares exact names only: "**/.?*"
+    # and "**/__pycache__" would exclude nothing, and .git and .venv would be deployed).
     archive = {
       source  = "hashicorp/archive"
-      version = ">= 2.4, < 3" # 2.4: glob patterns in archive_file excludes
+      version = ">= 2.5, < 3"
     }
   }
 }

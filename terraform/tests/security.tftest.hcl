@@ -221,8 +221,14 @@ run "defaults" {
   }
 
   assert {
-    condition     = alltrue([for d in ["tests", "bench", "devstack", "docs", "terraform", ".*"] : contains(data.archive_file.source.excludes, d)])
+    condition     = alltrue([for d in ["tests", "bench", "devstack", "docs", "terraform", "**/.?*"] : contains(data.archive_file.source.excludes, d)])
     error_message = "Tests and dev tools must be excluded from the function source zip."
+  }
+
+  assert {
+    # archive_file matches the walk's root "." against the excludes too: ".*" would skip it all.
+    condition     = !contains(data.archive_file.source.excludes, ".*") && data.archive_file.source.output_file_mode == "0644"
+    error_message = "No exclude may match \".\" (the zip would be empty), and every file in it gets mode 0644."
   }
 
   # --- Firestore TTL, monitoring ----------------------------------------------------------------
