@@ -1,7 +1,7 @@
 # The archive bucket (transcripts, recordings, call.json) and the bucket holding function source.
 
 resource "google_storage_bucket" "archive" {
-  # checkov:skip=CKV_GCP_62:Access is audited with Cloud Audit Logs (enable Data Access logs for storage.googleapis.com); legacy usage-log buckets are not used.
+  # checkov:skip=CKV_GCP_62:Object access is recorded by Cloud Audit Logs, not legacy usage logs: Data Access logs for storage.googleapis.com, enabled by audit.tf (enable_data_access_audit_logs, default true) or, when that is false, by an audit config managed outside this module.
   project       = var.project_id
   name          = local.archive_bucket
   location      = local.bucket_location
@@ -85,7 +85,7 @@ resource "google_storage_bucket" "archive" {
 }
 
 resource "google_storage_bucket" "source" {
-  # checkov:skip=CKV_GCP_62:Holds only the functions' source zips (no customer data); access is audited with Cloud Audit Logs.
+  # checkov:skip=CKV_GCP_62:Holds only the functions' source zips (no customer data); object access is recorded by the same Data Access audit logs as the archive bucket (audit.tf, enable_data_access_audit_logs).
   project       = var.project_id
   name          = local.source_bucket
   location      = local.bucket_location

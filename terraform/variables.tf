@@ -523,3 +523,48 @@ variable "function_source_dir" {
   type        = string
   default     = null
 }
+
+# ---------------------------------------------------------------------------------------------
+# Alerts and data governance (monitoring.tf, bigquery.tf, audit.tf)
+# ---------------------------------------------------------------------------------------------
+
+variable "enable_data_access_audit_logs" {
+  description = <<-EOT
+    Enable Cloud Audit Logs Data Access logs (ADMIN_READ, DATA_READ, DATA_WRITE) for
+    storage.googleapis.com in the project, so every read of an archived recording or transcript
+    (PII) is recorded; this is the access log the buckets rely on instead of legacy usage logs.
+    BigQuery writes its Data Access logs always. Default true. Set false when audit configs are
+    managed centrally (an organization or folder audit config is inherited either way; a
+    project-level config for storage.googleapis.com managed elsewhere would fight this one,
+    which is authoritative for that service). Note: the setting is project-wide (every bucket,
+    billed as log ingestion), it is removed again by `terraform destroy`, and with it Cloud
+    Storage refuses cookie-authenticated browser downloads (storage.cloud.google.com links).
+  EOT
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "bigquery_retention_days" {
+  description = "Days a call event (PII) is kept in the BigQuery table: each daily partition of publish_time is deleted this long after its day (time_partitioning.expiration_ms, and the dataset's default_partition_expiration_ms). BigQuery then keeps deleted data for the dataset's time-travel window (up to 7 days) and 7 days of fail-safe."
+  type        = number
+  default     = 365
+  nullable    = false
+
+  validation {
+    condition     = var.bigquery_retention_days >= 1 && var.bigquery_retention_days <= 3650 && floor(var.bigquery_retention_days) == var.bigquery_retention_days
+    error_message = "bigquery_retention_days must be whole days between 1 and 3650."
+  }
+}
+
+variable "bigquery_readers" {
+  description = "Who may query the BigQuery call events (PII): IAM members such as \"group:analysts@example.com\", \"user:ana@example.com\" or \"serviceAccount:report@p.iam.gserviceaccount.com\", granted READER on the dataset. The dataset's access list is otherwise only the project owners: no implicit project-wide readers or writers."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for m in var.bigquery_readers : can(regex("^(group|user|serviceAccount):[^@\\s]+@[^@\\s]+$", m))])
+    error_message = "bigquery_readers entries must be group:EMAIL, user:EMAIL or serviceAccount:EMAIL (no allUsers, allAuthenticatedUsers or domains)."
+  }
+}
