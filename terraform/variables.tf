@@ -528,6 +528,60 @@ variable "function_source_dir" {
 # Alerts and data governance (monitoring.tf, bigquery.tf, audit.tf)
 # ---------------------------------------------------------------------------------------------
 
+variable "alerts" {
+  description = <<-EOT
+    Alert thresholds. Every attribute is optional:
+    - backlog_age_seconds: alert when the oldest unacknowledged message of a push (or BigQuery)
+      subscription is older than this. Default 30 min: above the longest legitimate wait (a
+      recording not ready yet is retried for recording_wait_seconds, 15 min, plus one maximum
+      back-off, 10 min) and below the ~40 min after which 10 failed attempts dead-letter a message.
+      archive_recording's threshold is never below recording_wait_seconds + retry_maximum_backoff + 5 min.
+    - ingest_500_min_count: alert when ingest answers 500 (an unhandled exception: a bug) at least
+      this many times in 5 minutes. Default 1.
+    - ingest_5xx_min_count, ingest_5xx_sustain_seconds: the 5xx alert needs, for sustain_seconds,
+      both ingest_5xx_ratio_threshold exceeded and at least min_count 5xx per 5 minutes, so a
+      single 503 (backend trouble the vendor retries) never pages. Defaults 10 and 600 (10 min).
+    - reconcile_failed_attempts, reconcile_window_seconds: alert when this many Cloud Scheduler
+      attempts to run reconcile fail within the window. Defaults 3 in 2 h: with the hourly
+      schedule and one retry per run, one failed run (2 attempts) is tolerated (the next run looks
+      back reconcile_lookback_hours), a second failing run alerts.
+  EOT
+  type = object({
+    backlog_age_seconds        = optional(number, 1800)
+    ingest_500_min_count       = optional(number, 1)
+    ingest_5xx_min_count       = optional(number, 10)
+    ingest_5xx_sustain_seconds = optional(number, 600)
+    reconcile_failed_attempts  = optional(number, 3)
+    reconcile_window_seconds   = optional(number, 7200)
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    # Cloud Monitoring: whole minutes; far below the push subscriptions' 7-day message retention.
+    condition     = var.alerts.backlog_age_seconds >= 300 && var.alerts.backlog_age_seconds <= 86400 && var.alerts.backlog_age_seconds % 60 == 0
+    error_message = "alerts.backlog_age_seconds must be whole minutes between 300 (5 min) and 86400 (1 day)."
+  }
+
+  validation {
+    condition = alltrue([for n in [var.alerts.ingest_500_min_count, var.alerts.ingest_5xx_min_count, var.alerts.reconcile_failed_attempts] :
+    n >= 1 && n <= 10000 && floor(n) == n])
+    error_message = "alerts.ingest_500_min_count, ingest_5xx_min_count and reconcile_failed_attempts must be whole numbers between 1 and 10000."
+  }
+
+  validation {
+    # A duration (how long the condition must hold) is whole minutes; at most a day.
+    condition     = var.alerts.ingest_5xx_sustain_seconds >= 0 && var.alerts.ingest_5xx_sustain_seconds <= 86400 && var.alerts.ingest_5xx_sustain_seconds % 60 == 0
+    error_message = "alerts.ingest_5xx_sustain_seconds must be whole minutes between 0 and 86400."
+  }
+
+  validation {
+    # An alignment period (the rolling window) is whole minutes, at least 60 s, at most a day.
+    condition     = var.alerts.reconcile_window_seconds >= 600 && var.alerts.reconcile_window_seconds <= 86400 && var.alerts.reconcile_window_seconds % 60 == 0
+    error_message = "alerts.reconcile_window_seconds must be whole minutes between 600 (10 min) and 86400 (1 day)."
+  }
+}
+
 variable "enable_data_access_audit_logs" {
   description = <<-EOT
     Enable Cloud Audit Logs Data Access logs (ADMIN_READ, DATA_READ, DATA_WRITE) for
