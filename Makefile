@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv test lint run dev dev-up dev-down demo bench clean
+.PHONY: help venv test lint run dev dev-up dev-down demo bench clean fuzz
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
@@ -40,6 +40,11 @@ demo: venv ## simulated calls through the running stack (starts one if none), th
 bench: venv ## benchmarks (print figures; not part of the test suite)
 	$(BIN)/python bench/ingest_latency.py
 	$(BIN)/python bench/archive_recording_bench.py
+
+fuzz: venv ## fuzz ingest at the HTTP edge, long (TTMA_FUZZ_EXAMPLES=100000); report in .devstack/
+	@mkdir -p .devstack
+	TTMA_FUZZ_EXAMPLES=$${TTMA_FUZZ_EXAMPLES:-100000} TTMA_FUZZ_REPORT=.devstack/fuzz-report.json \
+		$(BIN)/pytest -q -s tests/test_ingest_fuzz.py
 
 clean: ## remove the venv and local state
 	rm -rf $(VENV) .devstack .pytest_cache .ruff_cache .hypothesis
