@@ -37,6 +37,22 @@ if [[ -x $TF_OFFLINE ]]; then
     "$TF_OFFLINE" validate "$MODULE" "$version"
   done
 
+  step "examples/minimal: the module called as a module (init, validate, terraform test)"
+  (
+    eval "$("$TF_OFFLINE" env)"
+    export TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1
+    example=$(mktemp -d)
+    trap 'rm -rf "$example"' EXIT
+    # A copy beside a copy of the module, so no .terraform/ or lock file lands in the work tree.
+    cp -r "$MODULE" "$example/terraform"
+    rm -rf "$example/terraform/.terraform" "$example/terraform/.terraform.lock.hcl" "$example/terraform/.build"
+    cd "$example/terraform/examples/minimal"
+    rm -rf .terraform .terraform.lock.hcl
+    terraform init -backend=false -input=false >/dev/null
+    terraform validate
+    terraform test
+  )
+
   step "tf-offline lint"
   "$TF_OFFLINE" lint "$MODULE"
 

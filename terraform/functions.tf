@@ -8,7 +8,7 @@
 #   *_secret_env  -> service_config.secret_environment_variables (Secret Manager references)
 # The keys of <fn>_env + <fn>_secret_env are exactly settings.INGEST_ENV / ARCHIVE_ENV /
 # RECONCILE_ENV. TTMA_WEBHOOK_SECRET_PREVIOUS is injected only while
-# var.webhook_secret_previous_version is set (the code treats it as optional).
+# var.secrets.webhook_secret_previous_version is set (the code treats it as optional).
 # The plain values use variables and locals only, never resource attributes (the topic is
 # local.call_events_topic, not google_pubsub_topic.call_events.name), so that `terraform
 # console` can evaluate them without state: scripts/deploy_artifact_proof.py serves the built
@@ -35,8 +35,8 @@ locals {
   }
 
   ingest_secret_env = {
-    TTMA_WEBHOOK_SECRET          = { secret = google_secret_manager_secret.webhook.secret_id, version = var.webhook_secret_version }
-    TTMA_WEBHOOK_SECRET_PREVIOUS = { secret = google_secret_manager_secret.webhook.secret_id, version = var.webhook_secret_previous_version }
+    TTMA_WEBHOOK_SECRET          = { secret = google_secret_manager_secret.webhook.secret_id, version = var.secrets.webhook_secret_version }
+    TTMA_WEBHOOK_SECRET_PREVIOUS = { secret = google_secret_manager_secret.webhook.secret_id, version = var.secrets.webhook_secret_previous_version }
   }
 
   archive_env = {
@@ -49,7 +49,7 @@ locals {
   }
 
   archive_secret_env = {
-    TTMA_API_KEY = { secret = google_secret_manager_secret.api_key.secret_id, version = var.api_key_version }
+    TTMA_API_KEY = { secret = google_secret_manager_secret.api_key.secret_id, version = var.secrets.api_key_version }
   }
 
   reconcile_env = {
@@ -63,55 +63,65 @@ locals {
   }
 
   reconcile_secret_env = {
-    TTMA_API_KEY = { secret = google_secret_manager_secret.api_key.secret_id, version = var.api_key_version }
+    TTMA_API_KEY = { secret = google_secret_manager_secret.api_key.secret_id, version = var.secrets.api_key_version }
   }
 
   # ---- per-function deployment settings -----------------------------------------------------
+
+  # Requests one instance serves at once (Cloud Run's max_instance_request_concurrency), and the
+  # functions-framework server's thread count (THREADS; its default is 4 x CPUs, which would
+  # queue 16 of ingest's 20 concurrent webhooks behind 4 threads on one CPU).
+  concurrency = {
+    ingest             = 20
+    archive_transcript = 10
+    archive_recording  = 4
+    reconcile          = 1
+  }
 
   functions = {
     ingest = {
       name          = "${local.prefix}-ingest"
       description   = "Verifies TTMA webhook signatures, de-duplicates deliveries and publishes call events."
       ingress       = "ALLOW_ALL" # public: the HMAC signature is the authentication
-      env           = local.ingest_env
+      env           = merge(local.ingest_env, { THREADS = tostring(local.concurrency.ingest) })
       secret_env    = local.ingest_secret_env
       timeout       = 60
-      max_instances = var.ingest_max_instances
-      min_instances = var.ingest_min_instances
-      concurrency   = 20
+      max_instances = var.scaling.ingest_max_instances
+      min_instances = var.scaling.ingest_min_instances
+      concurrency   = local.concurrency.ingest
     }
     archive_transcript = {
       name          = "${local.prefix}-archive-transcript"
       description   = "Archives call.json and the transcript to Cloud Storage and indexes the call in Firestore."
       ingress       = "ALLOW_INTERNAL_ONLY"
-      env           = local.archive_env
+      env           = merge(local.archive_env, { THREADS = tostring(local.concurrency.archive_transcript) })
       secret_env    = local.archive_secret_env
       timeout       = local.subscriber_functions.archive_transcript.ack_deadline_seconds
-      max_instances = var.subscriber_max_instances
+      max_instances = var.scaling.subscriber_max_instances
       min_instances = 0
-      concurrency   = 10
+      concurrency   = local.concurrency.archive_transcript
     }
     archive_recording = {
       name          = "${local.prefix}-archive-recording"
       description   = "Streams the call recording from the TTMA API to Cloud Storage."
       ingress       = "ALLOW_INTERNAL_ONLY"
-      env           = local.archive_env
+      env           = merge(local.archive_env, { THREADS = tostring(local.concurrency.archive_recording) })
       secret_env    = local.archive_secret_env
       timeout       = local.subscriber_functions.archive_recording.ack_deadline_seconds
-      max_instances = var.subscriber_max_instances
+      max_instances = var.scaling.subscriber_max_instances
       min_instances = 0
-      concurrency   = 4
+      concurrency   = local.concurrency.archive_recording
     }
     reconcile = {
       name          = "${local.prefix}-reconcile"
       description   = "Publishes calls the webhook never delivered (listed from the TTMA API)."
       ingress       = "ALLOW_INTERNAL_ONLY"
-      env           = local.reconcile_env
+      env           = merge(local.reconcile_env, { THREADS = tostring(local.concurrency.reconcile) })
       secret_env    = local.reconcile_secret_env
       timeout       = 540
       max_instances = 1
       min_instances = 0
-      concurrency   = 1
+      concurrency   = local.concurrency.reconcile
     }
   }
 
@@ -206,7 +216,7 @@ resource "google_artifact_registry_repository" "functions" {
 
 resource "google_cloudfunctions2_function" "this" {
   # checkov:skip=CKV_GCP_124:Only ingest uses ALLOW_ALL (the vendor posts webhooks from the internet, authenticated by their HMAC signature); the other three are ALLOW_INTERNAL_ONLY, asserted in tests/security.tftest.hcl.
-  for_each = local.functions
+  for_each = var.deploy_functions ? local.functions : {}
 
   project     = var.project_id
   location    = var.region
@@ -251,14 +261,10 @@ resource "google_cloudfunctions2_function" "this" {
     }
   }
 
+  # Every grant a function starts with, plus the time IAM needs to apply them (iam.tf).
   depends_on = [
     google_project_service.apis,
-    google_project_iam_member.build_log_writer,
-    google_artifact_registry_repository_iam_member.build_writer,
-    google_storage_bucket_iam_member.source_reader,
-    google_secret_manager_secret_iam_member.webhook_secret,
-    google_secret_manager_secret_iam_member.api_key,
-    google_project_iam_member.firestore_user,
+    time_sleep.iam_propagation,
     # The environment names them through locals (see the top of this file).
     google_pubsub_topic.call_events,
     google_storage_bucket.archive,

@@ -69,6 +69,8 @@ resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
   topic   = google_pubsub_topic.dead_letter.name
   role    = "roles/pubsub.publisher"
   member  = local.pubsub_agent
+
+  depends_on = [time_sleep.pubsub_agent]
 }
 
 # ... acknowledges them on the source subscription ...
@@ -79,6 +81,8 @@ resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
   subscription = each.value
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_agent
+
+  depends_on = [time_sleep.pubsub_agent]
 }
 
 # ... and mints the OIDC tokens of the push identities.
@@ -88,6 +92,8 @@ resource "google_service_account_iam_member" "pubsub_token_creator" {
   service_account_id = google_service_account.this[each.key].name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = local.pubsub_agent
+
+  depends_on = [time_sleep.pubsub_agent]
 }
 
 # --- Cloud Storage --------------------------------------------------------------------------
@@ -107,9 +113,9 @@ resource "google_storage_bucket_iam_member" "source_reader" {
 }
 
 resource "google_kms_crypto_key_iam_member" "archive_cmek" {
-  count = var.archive_kms_key_name == null ? 0 : 1
+  count = var.archive.kms_key_name == null ? 0 : 1
 
-  crypto_key_id = var.archive_kms_key_name
+  crypto_key_id = var.archive.kms_key_name
   role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
   member        = local.storage_agent
 }
@@ -151,7 +157,7 @@ resource "google_artifact_registry_repository_iam_member" "build_writer" {
 # --- Invocation -----------------------------------------------------------------------------
 
 resource "google_cloud_run_service_iam_member" "push_invoker" {
-  for_each = local.subscriber_functions
+  for_each = var.deploy_functions ? local.subscriber_functions : {}
 
   project  = var.project_id
   location = var.region
@@ -161,6 +167,8 @@ resource "google_cloud_run_service_iam_member" "push_invoker" {
 }
 
 resource "google_cloud_run_service_iam_member" "scheduler_invoker" {
+  count = var.deploy_functions ? 1 : 0
+
   project  = var.project_id
   location = var.region
   service  = google_cloudfunctions2_function.this["reconcile"].name
@@ -170,9 +178,45 @@ resource "google_cloud_run_service_iam_member" "scheduler_invoker" {
 
 resource "google_cloud_run_service_iam_member" "ingest_public" {
   # checkov:skip=CKV_GCP_102:The vendor's webhook cannot send Google credentials; every request is authenticated by its HMAC signature (verify/), and unsigned requests get 401 before any side effect.
+  count = var.deploy_functions ? 1 : 0
+
   project  = var.project_id
   location = var.region
   service  = google_cloudfunctions2_function.this["ingest"].name
   role     = "roles/run.invoker"
   member   = "allUsers"
+}
+
+# --- Propagation ----------------------------------------------------------------------------
+
+# IAM is eventually consistent: a new grant can take a minute or more to take effect. A function
+# instance that cannot read its secret at start-up aborts and its deployment fails, so the
+# functions wait until the grants they start with have had time to propagate. The sleep runs
+# again whenever one of those grants is replaced.
+resource "time_sleep" "iam_propagation" {
+  create_duration = "${var.iam_propagation_seconds}s"
+
+  triggers = {
+    grants = sha1(jsonencode(concat(
+      [google_secret_manager_secret_iam_member.webhook_secret.id],
+      [for g in google_secret_manager_secret_iam_member.api_key : g.id],
+      [for g in google_project_iam_member.firestore_user : g.id],
+      [for g in google_pubsub_topic_iam_member.publisher : g.id],
+      [for g in google_storage_bucket_iam_member.archive_writer : g.id],
+      [
+        google_project_iam_member.build_log_writer.id,
+        google_artifact_registry_repository_iam_member.build_writer.id,
+        google_storage_bucket_iam_member.source_reader.id,
+      ],
+    )))
+  }
+}
+
+# The Pub/Sub service agent is created by Google when the Pub/Sub API is enabled, but it is not
+# always visible to IAM at once on a fresh project: grants to it wait for the API, the topics and
+# a short pause (nothing to wait for when the APIs are managed outside this module).
+resource "time_sleep" "pubsub_agent" {
+  create_duration = var.enable_apis ? "${var.iam_propagation_seconds}s" : "0s"
+
+  depends_on = [google_project_service.apis, google_pubsub_topic.call_events, google_pubsub_topic.dead_letter]
 }

@@ -24,19 +24,30 @@ locals {
 
   firestore_database = var.firestore_database
   firestore_location = coalesce(var.firestore_location, var.region)
-  bucket_location    = upper(coalesce(var.archive_location, var.region))
+  bucket_location    = upper(coalesce(var.archive.location, var.region))
 
-  call_events_topic  = "${local.prefix}-call-events"
-  dead_letter_topic  = "${local.prefix}-call-events-dead-letter"
-  archive_bucket     = coalesce(var.archive_bucket_name, "${var.project_id}-${local.prefix}-archive")
-  source_bucket      = "${var.project_id}-${local.prefix}-fn-source"
+  call_events_topic = "${local.prefix}-call-events"
+  dead_letter_topic = "${local.prefix}-call-events-dead-letter"
+  archive_bucket    = coalesce(var.archive.bucket_name, "${var.project_id}-${local.prefix}-archive")
+  source_bucket     = "${var.project_id}-${local.prefix}-fn-source"
+  # The Pub/Sub service agent has no GA data source or resource (google_project_service_identity
+  # is google-beta only in every provider version this module admits): its email is fixed by
+  # Google, and the grants to it wait for the Pub/Sub API and the topic (see iam.tf).
   pubsub_agent       = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
-  storage_agent      = "serviceAccount:service-${data.google_project.this.number}@gs-project-accounts.iam.gserviceaccount.com"
+  storage_agent      = data.google_storage_project_service_account.this.member
   firestore_resource = "projects/${var.project_id}/databases/${local.firestore_database}"
 }
 
 data "google_project" "this" {
   project_id = var.project_id
+}
+
+# Reading the Cloud Storage service agent creates it when the project has none yet (a fresh
+# project), so the CMEK grant in iam.tf never names an account that does not exist.
+data "google_storage_project_service_account" "this" {
+  project = var.project_id
+
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_project_service" "apis" {

@@ -1,6 +1,6 @@
 output "webhook_url" {
-  description = "HTTPS URL of the ingest function: register it with TTMA as the webhook URL (PUT /v1/voice/webhooks)."
-  value       = google_cloudfunctions2_function.this["ingest"].service_config[0].uri
+  description = "HTTPS URL of the ingest function: register it with TTMA as the webhook URL (PUT /v1/voice/webhooks). Null while deploy_functions is false."
+  value       = try(google_cloudfunctions2_function.this["ingest"].service_config[0].uri, null)
 }
 
 output "function_names" {

@@ -54,7 +54,7 @@ resource "google_pubsub_subscription" "dead_letter_hold" {
 }
 
 resource "google_pubsub_subscription" "function_push" {
-  for_each = local.subscriber_functions
+  for_each = var.deploy_functions ? local.subscriber_functions : {}
 
   project = var.project_id
   name    = "${local.call_events_topic}-${replace(each.key, "_", "-")}"

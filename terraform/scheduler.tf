@@ -1,6 +1,8 @@
 # Cloud Scheduler calls reconcile with an OIDC token of its own service account.
 
 resource "google_cloud_scheduler_job" "reconcile" {
+  count = var.deploy_functions ? 1 : 0
+
   project          = var.project_id
   region           = var.region
   name             = "${local.prefix}-reconcile"

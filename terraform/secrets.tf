@@ -4,7 +4,7 @@
 #
 # The webhook secret holds the current signing secret and, during a rotation, the previous one as
 # an older version of the same secret: TTMA_WEBHOOK_SECRET and TTMA_WEBHOOK_SECRET_PREVIOUS
-# reference two pinned versions (var.webhook_secret_version / var.webhook_secret_previous_version).
+# reference two pinned versions (var.secrets.webhook_secret_version / webhook_secret_previous_version).
 
 resource "google_secret_manager_secret" "webhook" {
   project   = var.project_id
@@ -12,7 +12,22 @@ resource "google_secret_manager_secret" "webhook" {
   labels    = local.labels
 
   replication {
-    auto {}
+    dynamic "auto" {
+      for_each = length(var.secrets.replica_locations) == 0 ? [1] : []
+      content {}
+    }
+
+    dynamic "user_managed" {
+      for_each = length(var.secrets.replica_locations) == 0 ? [] : [var.secrets.replica_locations]
+      content {
+        dynamic "replicas" {
+          for_each = user_managed.value
+          content {
+            location = replicas.value
+          }
+        }
+      }
+    }
   }
 
   depends_on = [google_project_service.apis]
@@ -24,7 +39,22 @@ resource "google_secret_manager_secret" "api_key" {
   labels    = local.labels
 
   replication {
-    auto {}
+    dynamic "auto" {
+      for_each = length(var.secrets.replica_locations) == 0 ? [1] : []
+      content {}
+    }
+
+    dynamic "user_managed" {
+      for_each = length(var.secrets.replica_locations) == 0 ? [] : [var.secrets.replica_locations]
+      content {
+        dynamic "replicas" {
+          for_each = user_managed.value
+          content {
+            location = replicas.value
+          }
+        }
+      }
+    }
   }
 
   depends_on = [google_project_service.apis]

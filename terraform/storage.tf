@@ -1,5 +1,10 @@
 # The archive bucket (transcripts, recordings, call.json) and the bucket holding function source.
 
+locals {
+  # Object Versioning and a bucket retention policy are mutually exclusive in Cloud Storage.
+  archive_versioning = var.archive.retention_days == 0
+}
+
 resource "google_storage_bucket" "archive" {
   # checkov:skip=CKV_GCP_62:Object access is recorded by Cloud Audit Logs, not legacy usage logs: Data Access logs for storage.googleapis.com, enabled by audit.tf (enable_data_access_audit_logs, default true) or, when that is false, by an audit config managed outside this module.
   project       = var.project_id
@@ -12,27 +17,29 @@ resource "google_storage_bucket" "archive" {
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
 
+  # Cloud Storage refuses Object Versioning together with a retention policy; the retention policy
+  # then protects every object from deletion and replacement instead.
   versioning {
-    enabled = true
+    enabled = local.archive_versioning
   }
 
   dynamic "encryption" {
-    for_each = var.archive_kms_key_name == null ? [] : [var.archive_kms_key_name]
+    for_each = var.archive.kms_key_name == null ? [] : [var.archive.kms_key_name]
     content {
       default_kms_key_name = encryption.value
     }
   }
 
   dynamic "retention_policy" {
-    for_each = var.archive_retention_days > 0 ? [var.archive_retention_days] : []
+    for_each = var.archive.retention_days > 0 ? [var.archive.retention_days] : []
     content {
       retention_period = retention_policy.value * 86400
-      is_locked        = var.archive_retention_locked
+      is_locked        = var.archive.retention_locked
     }
   }
 
   dynamic "lifecycle_rule" {
-    for_each = var.archive_nearline_after_days == null ? [] : [var.archive_nearline_after_days]
+    for_each = var.archive.nearline_after_days > 0 ? [var.archive.nearline_after_days] : []
     content {
       action {
         type          = "SetStorageClass"
@@ -46,7 +53,7 @@ resource "google_storage_bucket" "archive" {
   }
 
   dynamic "lifecycle_rule" {
-    for_each = var.archive_coldline_after_days == null ? [] : [var.archive_coldline_after_days]
+    for_each = var.archive.coldline_after_days > 0 ? [var.archive.coldline_after_days] : []
     content {
       action {
         type          = "SetStorageClass"
@@ -60,7 +67,7 @@ resource "google_storage_bucket" "archive" {
   }
 
   dynamic "lifecycle_rule" {
-    for_each = var.archive_delete_after_days == null ? [] : [var.archive_delete_after_days]
+    for_each = var.archive.delete_after_days > 0 ? [var.archive.delete_after_days] : []
     content {
       action {
         type = "Delete"
@@ -71,13 +78,16 @@ resource "google_storage_bucket" "archive" {
     }
   }
 
-  lifecycle_rule {
-    action {
-      type = "Delete"
-    }
-    condition {
-      days_since_noncurrent_time = var.archive_noncurrent_delete_after_days
-      with_state                 = "ARCHIVED"
+  dynamic "lifecycle_rule" {
+    for_each = local.archive_versioning ? [var.archive.noncurrent_delete_after_days] : []
+    content {
+      action {
+        type = "Delete"
+      }
+      condition {
+        days_since_noncurrent_time = lifecycle_rule.value
+        with_state                 = "ARCHIVED"
+      }
     }
   }
 

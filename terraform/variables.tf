@@ -45,6 +45,30 @@ variable "enable_apis" {
   default     = true
 }
 
+variable "deploy_functions" {
+  description = <<-EOT
+    Deploy the four functions and what points at them (their push subscriptions, the scheduler
+    job, the invoker grants). The first apply of a new deployment sets it to false: everything
+    else is created, including the two empty secrets; you then add the secret values with gcloud
+    (they never pass through Terraform) and apply again with the default, true. See docs/deploy.md.
+  EOT
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "iam_propagation_seconds" {
+  description = "How long the functions wait after the IAM grants they start with are created or replaced (IAM is eventually consistent; an instance that cannot read its secret aborts). 0 waits not at all."
+  type        = number
+  default     = 60
+  nullable    = false
+
+  validation {
+    condition     = var.iam_propagation_seconds >= 0 && var.iam_propagation_seconds <= 600 && floor(var.iam_propagation_seconds) == var.iam_propagation_seconds
+    error_message = "iam_propagation_seconds must be whole seconds between 0 and 600."
+  }
+}
+
 # ---------------------------------------------------------------------------------------------
 # Firestore
 # ---------------------------------------------------------------------------------------------
@@ -181,36 +205,37 @@ variable "ttma_api_base_url" {
   }
 }
 
-variable "ingest_max_instances" {
-  description = "Maximum number of ingest instances."
-  type        = number
-  default     = 20
+variable "scaling" {
+  description = <<-EOT
+    Instance counts of the functions. Every attribute is optional:
+    - ingest_min_instances: warm ingest instances. The default 1 keeps cold starts (about 1 s of
+      imports and client set-up) off the vendor's webhook, whose 5 retries are all a delivery
+      gets; 0 scales to zero and saves the idle instance's cost.
+    - ingest_max_instances: at most this many ingest instances (each serves 20 requests at once).
+    - subscriber_max_instances: at most this many instances of each archiver (caps the load on the
+      TTMA API and Cloud Storage).
+  EOT
+  type = object({
+    ingest_min_instances     = optional(number, 1)
+    ingest_max_instances     = optional(number, 20)
+    subscriber_max_instances = optional(number, 10)
+  })
+  default  = {}
+  nullable = false
 
   validation {
-    condition     = var.ingest_max_instances >= 1 && var.ingest_max_instances <= 1000
-    error_message = "ingest_max_instances must be between 1 and 1000."
+    condition     = var.scaling.ingest_min_instances >= 0 && var.scaling.ingest_min_instances <= 100
+    error_message = "scaling.ingest_min_instances must be between 0 and 100."
   }
-}
-
-variable "ingest_min_instances" {
-  description = "Minimum number of warm ingest instances (0 scales to zero; 1 avoids cold starts on the webhook at a small cost)."
-  type        = number
-  default     = 0
 
   validation {
-    condition     = var.ingest_min_instances >= 0 && var.ingest_min_instances <= 100
-    error_message = "ingest_min_instances must be between 0 and 100."
+    condition     = var.scaling.ingest_max_instances >= 1 && var.scaling.ingest_max_instances <= 1000 && var.scaling.ingest_max_instances >= var.scaling.ingest_min_instances
+    error_message = "scaling.ingest_max_instances must be between 1 and 1000 and not below ingest_min_instances."
   }
-}
-
-variable "subscriber_max_instances" {
-  description = "Maximum number of instances of each archiver (caps the load on the TTMA API and Cloud Storage)."
-  type        = number
-  default     = 10
 
   validation {
-    condition     = var.subscriber_max_instances >= 1 && var.subscriber_max_instances <= 1000
-    error_message = "subscriber_max_instances must be between 1 and 1000."
+    condition     = var.scaling.subscriber_max_instances >= 1 && var.scaling.subscriber_max_instances <= 1000
+    error_message = "scaling.subscriber_max_instances must be between 1 and 1000."
   }
 }
 
@@ -218,36 +243,42 @@ variable "subscriber_max_instances" {
 # Secrets (values are never passed to Terraform: versions are added out of band, see docs/deploy.md)
 # ---------------------------------------------------------------------------------------------
 
-variable "webhook_secret_version" {
-  description = "Version of the webhook signing secret injected as TTMA_WEBHOOK_SECRET. Pin a number so a new version only takes effect through `terraform apply` (see the rotation steps in docs/deploy.md)."
-  type        = string
-  default     = "1"
+variable "secrets" {
+  description = <<-EOT
+    The two Secret Manager secrets (values are never passed to Terraform: add versions with
+    gcloud, see docs/deploy.md). Every attribute is optional:
+    - webhook_secret_version: version injected into ingest as TTMA_WEBHOOK_SECRET. Pin a number
+      so a new version takes effect only through `terraform apply` (rotation, docs/deploy.md).
+    - webhook_secret_previous_version: version of the same secret injected as
+      TTMA_WEBHOOK_SECRET_PREVIOUS while a rotation is in progress; null injects nothing.
+    - api_key_version: version of the TTMA API key injected as TTMA_API_KEY into the archivers
+      and reconcile.
+    - replica_locations: regions the secrets are stored in (user-managed replication), e.g.
+      ["europe-west1"]; required where the organisation policy gcp.resourceLocations restricts
+      locations, which automatic replication violates. Empty (the default) replicates automatically.
+  EOT
+  type = object({
+    webhook_secret_version          = optional(string, "1")
+    webhook_secret_previous_version = optional(string)
+    api_key_version                 = optional(string, "1")
+    replica_locations               = optional(list(string), [])
+  })
+  default  = {}
+  nullable = false
 
   validation {
-    condition     = can(regex("^([1-9][0-9]*|latest)$", var.webhook_secret_version))
-    error_message = "webhook_secret_version must be a version number or \"latest\"."
+    condition     = can(regex("^([1-9][0-9]*|latest)$", var.secrets.webhook_secret_version)) && can(regex("^([1-9][0-9]*|latest)$", var.secrets.api_key_version))
+    error_message = "secrets.webhook_secret_version and secrets.api_key_version must be a version number or \"latest\"."
   }
-}
-
-variable "webhook_secret_previous_version" {
-  description = "Version of the same secret injected as TTMA_WEBHOOK_SECRET_PREVIOUS while a rotation is in progress; null (the default) injects nothing."
-  type        = string
-  default     = null
 
   validation {
-    condition     = var.webhook_secret_previous_version == null || can(regex("^[1-9][0-9]*$", coalesce(var.webhook_secret_previous_version, "x")))
-    error_message = "webhook_secret_previous_version must be null or a version number."
+    condition     = var.secrets.webhook_secret_previous_version == null || can(regex("^[1-9][0-9]*$", coalesce(var.secrets.webhook_secret_previous_version, "x")))
+    error_message = "secrets.webhook_secret_previous_version must be null or a version number (never \"latest\": it would equal the current secret)."
   }
-}
-
-variable "api_key_version" {
-  description = "Version of the TTMA API key secret injected as TTMA_API_KEY into the archivers and reconcile."
-  type        = string
-  default     = "1"
 
   validation {
-    condition     = can(regex("^([1-9][0-9]*|latest)$", var.api_key_version))
-    error_message = "api_key_version must be a version number or \"latest\"."
+    condition     = alltrue([for l in var.secrets.replica_locations : can(regex("^[a-z]+-[a-z]+[0-9]+$", l))]) && length(distinct(var.secrets.replica_locations)) == length(var.secrets.replica_locations)
+    error_message = "secrets.replica_locations must be distinct regions such as europe-west1."
   }
 }
 
@@ -376,92 +407,74 @@ variable "bigquery_dataset_id" {
 # Archive bucket
 # ---------------------------------------------------------------------------------------------
 
-variable "archive_bucket_name" {
-  description = "Name of the archive bucket (ARCHIVE_BUCKET). Null gives \"<project_id>-<name_prefix>-archive\"."
-  type        = string
-  default     = null
+variable "archive" {
+  description = <<-EOT
+    The archive bucket (transcripts, recordings, call.json). Every attribute is optional:
+    - bucket_name: null gives "<project_id>-<name_prefix>-archive" (ARCHIVE_BUCKET).
+    - location: region, dual- or multi-region of the archive and function-source buckets; null uses var.region.
+    - nearline_after_days / coldline_after_days: move objects to NEARLINE / COLDLINE this many days after creation; 0 disables the rule.
+    - delete_after_days: delete objects this many days after creation (a data-retention policy for PII); 0 keeps them forever.
+    - retention_days: bucket retention policy, objects cannot be deleted or replaced before this age; 0 sets none.
+      Cloud Storage does not allow a retention policy and Object Versioning on the same bucket, so
+      versioning is on only while retention_days is 0 (a retention policy already protects every
+      object from deletion and replacement).
+    - retention_locked: lock the retention policy. IRREVERSIBLE: a locked policy can never be shortened or removed.
+    - noncurrent_delete_after_days: with versioning on, delete noncurrent (replaced or deleted) versions this many days after they became noncurrent.
+    - kms_key_name: Cloud KMS key (projects/.../cryptoKeys/...) used as the bucket's default key (CMEK); the Cloud Storage service agent is granted encrypt/decrypt on it.
+  EOT
+  type = object({
+    bucket_name                  = optional(string)
+    location                     = optional(string)
+    nearline_after_days          = optional(number, 30)
+    coldline_after_days          = optional(number, 180)
+    delete_after_days            = optional(number, 0)
+    retention_days               = optional(number, 0)
+    retention_locked             = optional(bool, false)
+    noncurrent_delete_after_days = optional(number, 30)
+    kms_key_name                 = optional(string)
+  })
+  default  = {}
+  nullable = false
 
   validation {
-    condition     = var.archive_bucket_name == null || can(regex("^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$", coalesce(var.archive_bucket_name, "x")))
-    error_message = "archive_bucket_name must be a valid bucket name (3-63 lowercase letters, digits, -, _ and .)."
+    condition     = var.archive.bucket_name == null || can(regex("^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$", coalesce(var.archive.bucket_name, "x")))
+    error_message = "archive.bucket_name must be a valid bucket name (3-63 lowercase letters, digits, -, _ and .)."
   }
-}
-
-variable "archive_location" {
-  description = "Location of the archive and function-source buckets (region, dual- or multi-region). Null uses var.region."
-  type        = string
-  default     = null
-}
-
-variable "archive_nearline_after_days" {
-  description = "Move archived objects to NEARLINE this many days after creation; null disables the rule."
-  type        = number
-  default     = 30
 
   validation {
-    condition     = var.archive_nearline_after_days == null || try(var.archive_nearline_after_days >= 1, false)
-    error_message = "archive_nearline_after_days must be null or at least 1."
+    condition = alltrue([for d in [var.archive.nearline_after_days, var.archive.coldline_after_days, var.archive.delete_after_days] :
+    d >= 0 && d <= 36500 && floor(d) == d])
+    error_message = "archive.nearline_after_days, coldline_after_days and delete_after_days must be whole days between 0 (off) and 36500."
   }
-}
-
-variable "archive_coldline_after_days" {
-  description = "Move archived objects to COLDLINE this many days after creation; null disables the rule."
-  type        = number
-  default     = 180
 
   validation {
-    condition     = var.archive_coldline_after_days == null || try(var.archive_coldline_after_days >= 1, false)
-    error_message = "archive_coldline_after_days must be null or at least 1."
+    condition     = var.archive.nearline_after_days == 0 || var.archive.coldline_after_days == 0 || var.archive.coldline_after_days > var.archive.nearline_after_days
+    error_message = "archive.coldline_after_days must be later than archive.nearline_after_days."
   }
-}
-
-variable "archive_delete_after_days" {
-  description = "Delete archived objects this many days after creation (e.g. to meet a data-retention policy for PII); null keeps them forever."
-  type        = number
-  default     = null
 
   validation {
-    condition     = var.archive_delete_after_days == null || try(var.archive_delete_after_days >= 1, false)
-    error_message = "archive_delete_after_days must be null or at least 1."
+    condition     = var.archive.retention_days >= 0 && var.archive.retention_days <= 36500 && floor(var.archive.retention_days) == var.archive.retention_days
+    error_message = "archive.retention_days must be whole days between 0 (no retention policy) and 36500."
   }
-}
-
-variable "archive_noncurrent_delete_after_days" {
-  description = "Delete noncurrent (overwritten or deleted) object versions this many days after they became noncurrent."
-  type        = number
-  default     = 30
 
   validation {
-    condition     = var.archive_noncurrent_delete_after_days >= 1
-    error_message = "archive_noncurrent_delete_after_days must be at least 1."
+    condition     = !var.archive.retention_locked || var.archive.retention_days > 0
+    error_message = "archive.retention_locked needs archive.retention_days > 0."
   }
-}
-
-variable "archive_retention_days" {
-  description = "Bucket retention policy in days: objects cannot be deleted or replaced before this age. 0 sets no retention policy."
-  type        = number
-  default     = 0
 
   validation {
-    condition     = var.archive_retention_days >= 0 && var.archive_retention_days <= 36500
-    error_message = "archive_retention_days must be between 0 and 36500."
+    condition     = var.archive.delete_after_days == 0 || var.archive.delete_after_days >= var.archive.retention_days
+    error_message = "archive.delete_after_days must not be shorter than archive.retention_days (the lifecycle rule could never delete)."
   }
-}
-
-variable "archive_retention_locked" {
-  description = "Lock the retention policy. IRREVERSIBLE: a locked policy can never be shortened or removed, and the bucket cannot be deleted before every object has reached the retention age."
-  type        = bool
-  default     = false
-}
-
-variable "archive_kms_key_name" {
-  description = "Optional Cloud KMS key (projects/.../cryptoKeys/...) used as the archive bucket's default key (CMEK). The Cloud Storage service agent is granted encrypt/decrypt on it."
-  type        = string
-  default     = null
 
   validation {
-    condition     = var.archive_kms_key_name == null || can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", coalesce(var.archive_kms_key_name, "x")))
-    error_message = "archive_kms_key_name must be null or a key name projects/P/locations/L/keyRings/R/cryptoKeys/K."
+    condition     = var.archive.noncurrent_delete_after_days >= 1
+    error_message = "archive.noncurrent_delete_after_days must be at least 1."
+  }
+
+  validation {
+    condition     = var.archive.kms_key_name == null || can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", coalesce(var.archive.kms_key_name, "x")))
+    error_message = "archive.kms_key_name must be null or a key name projects/P/locations/L/keyRings/R/cryptoKeys/K."
   }
 }
 

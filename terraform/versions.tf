@@ -15,6 +15,10 @@ terraform {
       source  = "hashicorp/google"
       version = ">= 6.50, < 9"
     }
+    time = {
+      source  = "hashicorp/time"
+      version = ">= 0.9, < 1" # time_sleep with triggers
+    }
     # 2.5: archive_file excludes are doublestar globs (2.4 compares exact names only: "**/.?*"
     # and "**/__pycache__" would exclude nothing, and .git and .venv would be deployed).
     archive = {

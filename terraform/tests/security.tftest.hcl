@@ -9,6 +9,18 @@ mock_provider "google" {
   }
 }
 
+mock_provider "time" {}
+
+# The Cloud Storage agent's data source is read during apply (it waits for the APIs); the
+# override gives it, already at plan, the member Google returns: service-<number>@gs-project-accounts.
+override_data {
+  target          = data.google_storage_project_service_account.this
+  override_during = plan
+  values = {
+    member = "serviceAccount:service-123456789012@gs-project-accounts.iam.gserviceaccount.com"
+  }
+}
+
 mock_provider "archive" {
   mock_data "archive_file" {
     defaults = {
@@ -23,7 +35,8 @@ variables {
   region     = "europe-west1"
 
   # The environment variable names each function reads, exactly as ttma_relay/settings.py
-  # defines INGEST_ENV / ARCHIVE_ENV / RECONCILE_ENV / SECRET_ENV.
+  # defines INGEST_ENV / ARCHIVE_ENV / RECONCILE_ENV / SECRET_ENV (THREADS, read by the
+  # functions-framework server and not by the code, is left out of the comparisons).
   # tests/test_terraform_contract.py checks these lists against the Python settings.
   expected_ingest_env    = ["CALL_EVENTS_TOPIC", "DELIVERIES_COLLECTION", "DELIVERY_TTL_DAYS", "FIRESTORE_DATABASE", "GOOGLE_CLOUD_PROJECT", "MAX_BODY_BYTES", "TTMA_SIGNATURE_TOLERANCE_SECONDS", "TTMA_WEBHOOK_SECRET", "TTMA_WEBHOOK_SECRET_PREVIOUS"]
   expected_archive_env   = ["ARCHIVE_BUCKET", "CALLS_COLLECTION", "FIRESTORE_DATABASE", "GOOGLE_CLOUD_PROJECT", "RECORDING_WAIT_SECONDS", "TTMA_API_BASE_URL", "TTMA_API_KEY"]
@@ -97,7 +110,7 @@ run "defaults" {
   }
 
   assert {
-    condition     = google_cloud_run_service_iam_member.ingest_public.member == "allUsers" && google_cloud_run_service_iam_member.ingest_public.role == "roles/run.invoker" && google_cloud_run_service_iam_member.ingest_public.service == google_cloudfunctions2_function.this["ingest"].name
+    condition     = google_cloud_run_service_iam_member.ingest_public[0].member == "allUsers" && google_cloud_run_service_iam_member.ingest_public[0].role == "roles/run.invoker" && google_cloud_run_service_iam_member.ingest_public[0].service == google_cloudfunctions2_function.this["ingest"].name
     error_message = "ingest must be invocable by allUsers (the signature is the authentication)."
   }
 
@@ -110,20 +123,20 @@ run "defaults" {
   assert {
     condition = alltrue(concat(
       [for m in google_cloud_run_service_iam_member.push_invoker : m.member == google_service_account.this["push_invoker"].member && m.role == "roles/run.invoker"],
-      [google_cloud_run_service_iam_member.scheduler_invoker.member == google_service_account.this["scheduler"].member],
-      [google_cloud_run_service_iam_member.scheduler_invoker.service == google_cloudfunctions2_function.this["reconcile"].name],
+      [google_cloud_run_service_iam_member.scheduler_invoker[0].member == google_service_account.this["scheduler"].member],
+      [google_cloud_run_service_iam_member.scheduler_invoker[0].service == google_cloudfunctions2_function.this["reconcile"].name],
     ))
     error_message = "The archivers are invoked only by the push invoker, reconcile only by the scheduler account."
   }
 
   assert {
-    condition = alltrue([for m in concat(values(google_cloud_run_service_iam_member.push_invoker), [google_cloud_run_service_iam_member.scheduler_invoker]) :
+    condition = alltrue([for m in concat(values(google_cloud_run_service_iam_member.push_invoker), google_cloud_run_service_iam_member.scheduler_invoker) :
     !contains(["allUsers", "allAuthenticatedUsers"], m.member)])
     error_message = "The archivers and reconcile must not be public."
   }
 
   assert {
-    condition     = google_cloud_scheduler_job.reconcile.http_target[0].oidc_token[0].service_account_email == google_service_account.this["scheduler"].email
+    condition     = google_cloud_scheduler_job.reconcile[0].http_target[0].oidc_token[0].service_account_email == google_service_account.this["scheduler"].email
     error_message = "Cloud Scheduler must call reconcile with an OIDC token of the scheduler account."
   }
 
@@ -142,7 +155,7 @@ run "defaults" {
       [for m in google_secret_manager_secret_iam_member.api_key : m.role],
       [google_artifact_registry_repository_iam_member.build_writer.role],
       [for m in google_cloud_run_service_iam_member.push_invoker : m.role],
-      [google_cloud_run_service_iam_member.scheduler_invoker.role, google_cloud_run_service_iam_member.ingest_public.role],
+      [google_cloud_run_service_iam_member.scheduler_invoker[0].role, google_cloud_run_service_iam_member.ingest_public[0].role],
     ) : !contains(var.primitive_roles, r)])
     error_message = "No primitive role (owner/editor/viewer) may be granted."
   }
@@ -187,18 +200,18 @@ run "defaults" {
   }
 
   assert {
-    condition     = toset(concat(keys(google_cloudfunctions2_function.this["ingest"].service_config[0].environment_variables), [for s in google_cloudfunctions2_function.this["ingest"].service_config[0].secret_environment_variables : s.key])) == setsubtract(toset(var.expected_ingest_env), ["TTMA_WEBHOOK_SECRET_PREVIOUS"])
+    condition     = toset(concat([for n in keys(google_cloudfunctions2_function.this["ingest"].service_config[0].environment_variables) : n if n != "THREADS"], [for s in google_cloudfunctions2_function.this["ingest"].service_config[0].secret_environment_variables : s.key])) == setsubtract(toset(var.expected_ingest_env), ["TTMA_WEBHOOK_SECRET_PREVIOUS"])
     error_message = "ingest's environment must be exactly INGEST_ENV (minus the optional previous secret)."
   }
 
   assert {
     condition = alltrue([for k in ["archive_transcript", "archive_recording"] :
-    toset(concat(keys(google_cloudfunctions2_function.this[k].service_config[0].environment_variables), [for s in google_cloudfunctions2_function.this[k].service_config[0].secret_environment_variables : s.key])) == toset(var.expected_archive_env)])
+    toset(concat([for n in keys(google_cloudfunctions2_function.this[k].service_config[0].environment_variables) : n if n != "THREADS"], [for s in google_cloudfunctions2_function.this[k].service_config[0].secret_environment_variables : s.key])) == toset(var.expected_archive_env)])
     error_message = "The archivers' environment must be exactly ARCHIVE_ENV."
   }
 
   assert {
-    condition     = toset(concat(keys(google_cloudfunctions2_function.this["reconcile"].service_config[0].environment_variables), [for s in google_cloudfunctions2_function.this["reconcile"].service_config[0].secret_environment_variables : s.key])) == toset(var.expected_reconcile_env)
+    condition     = toset(concat([for n in keys(google_cloudfunctions2_function.this["reconcile"].service_config[0].environment_variables) : n if n != "THREADS"], [for s in google_cloudfunctions2_function.this["reconcile"].service_config[0].secret_environment_variables : s.key])) == toset(var.expected_reconcile_env)
     error_message = "reconcile's environment must be exactly RECONCILE_ENV."
   }
 
@@ -247,9 +260,11 @@ run "rotation_consumers_bigquery" {
   command = apply
 
   variables {
-    webhook_secret_version          = "3"
-    webhook_secret_previous_version = "2"
-    bigquery_subscription_enabled   = true
+    secrets = {
+      webhook_secret_version          = "3"
+      webhook_secret_previous_version = "2"
+    }
+    bigquery_subscription_enabled = true
     consumers = {
       n8n = {
         push_endpoint = "https://n8n.example.com/webhook/ttma"
@@ -268,7 +283,7 @@ run "rotation_consumers_bigquery" {
   }
 
   assert {
-    condition     = toset(concat(keys(google_cloudfunctions2_function.this["ingest"].service_config[0].environment_variables), [for s in google_cloudfunctions2_function.this["ingest"].service_config[0].secret_environment_variables : s.key])) == toset(var.expected_ingest_env)
+    condition     = toset(concat([for n in keys(google_cloudfunctions2_function.this["ingest"].service_config[0].environment_variables) : n if n != "THREADS"], [for s in google_cloudfunctions2_function.this["ingest"].service_config[0].secret_environment_variables : s.key])) == toset(var.expected_ingest_env)
     error_message = "With the previous secret injected, ingest's environment must be exactly INGEST_ENV."
   }
 
@@ -305,13 +320,15 @@ run "rotation_consumers_bigquery" {
 }
 
 run "existing_firestore_and_cmek" {
-  command = plan
+  command = apply # the Cloud Storage agent's data source is read at apply (it waits for the APIs)
 
   variables {
     create_firestore_database = false
     firestore_database        = "ttma"
-    archive_kms_key_name      = "projects/kms-project/locations/europe-west1/keyRings/ring/cryptoKeys/archive"
-    archive_retention_days    = 365
+    archive = {
+      kms_key_name   = "projects/kms-project/locations/europe-west1/keyRings/ring/cryptoKeys/archive"
+      retention_days = 365
+    }
   }
 
   assert {
@@ -338,8 +355,10 @@ run "rejects_invalid_input" {
     consumers = {
       bad = { push_endpoint = "http://n8n.example.com/webhook/ttma" }
     }
-    webhook_secret_previous_version = "latest"
+    secrets = {
+      webhook_secret_previous_version = "latest"
+    }
   }
 
-  expect_failures = [var.consumers, var.webhook_secret_previous_version]
+  expect_failures = [var.consumers, var.secrets]
 }

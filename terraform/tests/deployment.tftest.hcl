@@ -1,0 +1,210 @@
+# First-apply and storage properties of the module (plan-only, mock providers). Mock providers
+# give no Google semantics: each assertion encodes a documented Google rule named beside it.
+
+mock_provider "google" {
+  mock_data "google_project" {
+    defaults = {
+      number = "123456789012"
+    }
+  }
+}
+
+mock_provider "time" {}
+
+# The Cloud Storage agent's data source is read during apply (it waits for the APIs); the
+# override gives it, already at plan, the member Google returns: service-<number>@gs-project-accounts.
+override_data {
+  target          = data.google_storage_project_service_account.this
+  override_during = plan
+  values = {
+    member = "serviceAccount:service-123456789012@gs-project-accounts.iam.gserviceaccount.com"
+  }
+}
+
+mock_provider "archive" {
+  mock_data "archive_file" {
+    defaults = {
+      output_sha256 = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
+      output_path   = "/dev/null"
+    }
+  }
+}
+
+variables {
+  project_id = "ttma-test-project"
+  region     = "europe-west1"
+}
+
+run "defaults_version_the_archive_and_wait_for_iam" {
+  command = plan
+
+  assert {
+    condition     = google_storage_bucket.archive.versioning[0].enabled == true && length(google_storage_bucket.archive.retention_policy) == 0
+    error_message = "Without a retention policy the archive bucket is versioned."
+  }
+
+  assert {
+    condition     = length([for r in google_storage_bucket.archive.lifecycle_rule : r if try(r.condition[0].days_since_noncurrent_time, null) == 30]) == 1
+    error_message = "A versioned archive deletes noncurrent versions after archive.noncurrent_delete_after_days."
+  }
+
+  assert {
+    condition     = time_sleep.iam_propagation.create_duration == "60s" && time_sleep.pubsub_agent.create_duration == "60s"
+    error_message = "The functions and the Pub/Sub agent's grants wait iam_propagation_seconds (60 s) on a fresh project."
+  }
+
+  # functions-framework's gunicorn runs THREADS threads (default 4 x CPUs): one per request Cloud
+  # Run may send at once, or requests queue inside the instance.
+  assert {
+    condition = alltrue([for f in google_cloudfunctions2_function.this :
+    f.service_config[0].environment_variables["THREADS"] == tostring(f.service_config[0].max_instance_request_concurrency)])
+    error_message = "Every function runs as many server threads as its Cloud Run concurrency."
+  }
+
+  assert {
+    condition     = google_cloudfunctions2_function.this["ingest"].service_config[0].min_instance_count == 1
+    error_message = "ingest keeps one warm instance by default, so the vendor's webhook meets no cold start."
+  }
+
+  assert {
+    condition     = length(google_cloudfunctions2_function.this) == 4 && length(google_pubsub_subscription.function_push) == 2 && length(google_cloud_scheduler_job.reconcile) == 1
+    error_message = "By default every function, its push subscription and the scheduler job are deployed."
+  }
+}
+
+# Cloud Storage: "Object Versioning cannot be enabled on a bucket with a retention policy"
+# (Cloud Storage docs, Bucket Lock / retention policies). Such a bucket must not be versioned.
+run "retention_turns_versioning_off" {
+  command = plan
+
+  variables {
+    archive = {
+      retention_days   = 400
+      retention_locked = true
+    }
+  }
+
+  assert {
+    condition     = google_storage_bucket.archive.versioning[0].enabled == false
+    error_message = "A bucket with a retention policy cannot have Object Versioning."
+  }
+
+  assert {
+    condition     = tostring(google_storage_bucket.archive.retention_policy[0].retention_period) == "34560000" && google_storage_bucket.archive.retention_policy[0].is_locked == true
+    error_message = "The retention policy is archive.retention_days long and locked when asked."
+  }
+
+  assert {
+    condition     = length([for r in google_storage_bucket.archive.lifecycle_rule : r if try(r.condition[0].days_since_noncurrent_time, null) != null]) == 0
+    error_message = "An unversioned bucket has no noncurrent-version rule."
+  }
+}
+
+run "lifecycle_rules_turn_off_with_zero" {
+  command = plan
+
+  variables {
+    archive = {
+      nearline_after_days = 0
+      coldline_after_days = 0
+      delete_after_days   = 3650
+    }
+  }
+
+  assert {
+    condition = (
+      length([for r in google_storage_bucket.archive.lifecycle_rule : r if r.action[0].type == "SetStorageClass"]) == 0 &&
+      length([for r in google_storage_bucket.archive.lifecycle_rule : r if r.action[0].type == "Delete" && try(r.condition[0].age, null) == 3650]) == 1
+    )
+    error_message = "0 turns a storage-class rule off; delete_after_days deletes at that age."
+  }
+}
+
+# The first apply of a new deployment: everything but the functions and what points at them.
+run "first_apply_without_functions" {
+  command = plan
+
+  variables {
+    deploy_functions = false
+  }
+
+  assert {
+    condition = (
+      length(google_cloudfunctions2_function.this) == 0 &&
+      length(google_pubsub_subscription.function_push) == 0 &&
+      length(google_cloud_scheduler_job.reconcile) == 0 &&
+      length(google_cloud_run_service_iam_member.push_invoker) == 0 &&
+      length(google_cloud_run_service_iam_member.ingest_public) == 0 &&
+      length(google_cloud_run_service_iam_member.scheduler_invoker) == 0
+    )
+    error_message = "deploy_functions = false creates no function and nothing that points at one."
+  }
+
+  assert {
+    condition     = google_secret_manager_secret.webhook.secret_id == "ttma-webhook-secret" && google_secret_manager_secret.api_key.secret_id == "ttma-api-key" && length(google_secret_manager_secret_iam_member.api_key) == 3
+    error_message = "The first apply creates both secrets and their access grants, ready for their values."
+  }
+
+  assert {
+    condition     = output.webhook_url == null
+    error_message = "No webhook URL before the functions exist."
+  }
+}
+
+# Organisation policy gcp.resourceLocations refuses automatic replication (it stores the secret
+# in any region): secrets.replica_locations pins them to named regions.
+run "secrets_in_restricted_locations" {
+  command = plan
+
+  variables {
+    secrets = {
+      replica_locations = ["europe-west1", "europe-west4"]
+    }
+    scaling = {
+      ingest_min_instances = 0
+    }
+  }
+
+  assert {
+    condition = alltrue([for s in [google_secret_manager_secret.webhook, google_secret_manager_secret.api_key] :
+      length(s.replication[0].auto) == 0 &&
+    toset([for r in s.replication[0].user_managed[0].replicas : r.location]) == toset(["europe-west1", "europe-west4"])])
+    error_message = "With replica_locations both secrets use user-managed replication in exactly those regions."
+  }
+
+  assert {
+    condition     = google_cloudfunctions2_function.this["ingest"].service_config[0].min_instance_count == 0
+    error_message = "scaling.ingest_min_instances = 0 scales ingest to zero."
+  }
+}
+
+run "default_secrets_replicate_automatically" {
+  command = plan
+
+  assert {
+    condition     = length(google_secret_manager_secret.webhook.replication[0].auto) == 1 && length(google_secret_manager_secret.webhook.replication[0].user_managed) == 0
+    error_message = "Without replica_locations the secrets replicate automatically."
+  }
+}
+
+run "rejects_invalid_archive_and_timing" {
+  command = plan
+
+  variables {
+    archive = {
+      retention_locked    = true
+      nearline_after_days = 90
+      coldline_after_days = 30
+    }
+    iam_propagation_seconds = 601
+    secrets = {
+      replica_locations = ["europe-west1", "europe-west1"]
+    }
+    scaling = {
+      ingest_min_instances = 5
+      ingest_max_instances = 2
+    }
+  }
+
+  expect_failures = [var.archive, var.iam_propagation_seconds, var.secrets, var.scaling]
+}
