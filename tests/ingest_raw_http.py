@@ -12,6 +12,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 HOST = "127.0.0.1"
+# Chunked framings gunicorn cannot read, each around a whole body (names: what is wrong).
+BAD_CHUNKINGS = {
+    "size_zz": lambda body: b"zz\r\n" + body + b"\r\n0\r\n\r\n",
+    "size_minus_1": lambda body: b"-1\r\n" + body + b"\r\n0\r\n\r\n",
+    "size_0x10": lambda body: b"0x10\r\n" + body + b"\r\n0\r\n\r\n",
+    "size_empty": lambda body: b"\r\n" + body + b"\r\n0\r\n\r\n",
+    "size_is_the_body": lambda body: body + b"\r\n",
+    "missing_terminator": lambda body: b"%x\r\n%s#~0\r\n\r\n" % (len(body), body),
+    "no_last_chunk": lambda body: b"%x\r\n%s\r\n" % (len(body), body),
+    "no_final_crlf": lambda body: b"%x\r\n%s\r\n0\r\n" % (len(body), body),
+    "hung_up_mid_chunk": lambda body: b"%x\r\n%s" % (len(body) + 10, body),
+}
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from devstack.functions import start_function
-from tests.ingest_raw_http import chunked, exchange, request_bytes
+from tests.ingest_raw_http import BAD_CHUNKINGS, chunked, exchange, request_bytes
 from tests.payloads import SECRET, delivery, encode, signed_headers
 from tests.pubsub_helpers import pull_all
 
@@ -187,17 +187,6 @@ def assert_log_clean(served, *needles: str) -> None:
         assert needle not in log, f"leaked into logs: {needle!r}"
 
 
-BAD_CHUNKINGS = {
-    "size_zz": lambda body: b"zz\r\n" + body + b"\r\n0\r\n\r\n",
-    "size_minus_1": lambda body: b"-1\r\n" + body + b"\r\n0\r\n\r\n",
-    "size_0x10": lambda body: b"0x10\r\n" + body + b"\r\n0\r\n\r\n",
-    "size_empty": lambda body: b"\r\n" + body + b"\r\n0\r\n\r\n",
-    "size_is_the_body": lambda body: body + b"\r\n",
-    "missing_terminator": lambda body: b"%x\r\n%s#~0\r\n\r\n" % (len(body), body),
-    "no_last_chunk": lambda body: b"%x\r\n%s\r\n" % (len(body), body),
-    "no_final_crlf": lambda body: b"%x\r\n%s\r\n0\r\n" % (len(body), body),
-    "hung_up_mid_chunk": lambda body: b"%x\r\n%s" % (len(body) + 10, body),
-}
 
 
 @pytest.mark.parametrize("case", sorted(BAD_CHUNKINGS))
