@@ -56,8 +56,11 @@ if [[ -x $TF_OFFLINE ]]; then
   step "tf-offline lint"
   "$TF_OFFLINE" lint "$MODULE"
 
-  step "tf-offline checkov (zero failed checks)"
+  step "tf-offline checkov (zero failed checks): defaults"
   "$TF_OFFLINE" checkov "$MODULE"
+
+  step "tf-offline checkov (zero failed checks): every option on (tests/all-options.tfvars)"
+  "$TF_OFFLINE" checkov "$MODULE" --var-file "$ROOT/$MODULE/tests/all-options.tfvars"
 else
   echo "tf-offline not found at $TF_OFFLINE: falling back to plain terraform (needs the registry)" >&2
   step "terraform init -backend=false && terraform validate && terraform test"
