@@ -84,6 +84,8 @@ resource "google_bigquery_table_iam_member" "pubsub_writer" {
   table_id   = google_bigquery_table.events[0].table_id
   role       = "roles/bigquery.dataEditor"
   member     = local.pubsub_agent
+
+  depends_on = [time_sleep.pubsub_agent] # the agent may not be visible to IAM at once (iam.tf)
 }
 
 resource "google_pubsub_subscription" "bigquery" {
