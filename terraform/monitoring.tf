@@ -11,7 +11,11 @@
 
 locals {
   ingest_service = local.functions.ingest.name # known before (and without) the function
-  ingest_logs    = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${local.ingest_service}\""
+  # Cloud Run's request count of ingest (all responses), and its 5xx part: the metric filters of
+  # the 500 and 5xx alerts.
+  ingest_requests     = "resource.type = \"cloud_run_revision\" AND resource.labels.service_name = \"${local.ingest_service}\" AND metric.type = \"run.googleapis.com/request_count\""
+  ingest_5xx_requests = "${local.ingest_requests} AND metric.labels.response_code_class = \"5xx\""
+  ingest_logs         = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${local.ingest_service}\""
 
   reconcile_service = local.functions.reconcile.name
   reconcile_job     = "${local.prefix}-reconcile" # google_cloud_scheduler_job.reconcile (asserted equal in the tests)
@@ -315,7 +319,7 @@ resource "google_monitoring_alert_policy" "ingest_500" {
     display_name = "ingest 500 responses >= ${var.alerts.ingest_500_min_count} in 5 min"
 
     condition_threshold {
-      filter          = "resource.type = \"cloud_run_revision\" AND resource.labels.service_name = \"${local.ingest_service}\" AND metric.type = \"run.googleapis.com/request_count\" AND metric.labels.response_code = \"500\""
+      filter          = "${local.ingest_requests} AND metric.labels.response_code = \"500\""
       comparison      = "COMPARISON_GT"
       threshold_value = var.alerts.ingest_500_min_count - 1 # counts are integers: > n-1 is >= n
       duration        = "0s"
@@ -363,7 +367,7 @@ resource "google_monitoring_alert_policy" "ingest_5xx" {
       1. Google Cloud status page: Firestore, Pub/Sub, Cloud Run in ${var.region}.
       2. `gcloud logging read 'resource.type="cloud_run_revision" AND resource.labels.service_name="${local.ingest_service}" AND severity>=WARNING' --project=${var.project_id} --freshness=1h`:
          `outcome` says which backend failed; 429/503 from Cloud Run itself with no application log
-         means ingest hit `ingest_max_instances`.
+         means ingest hit `scaling.ingest_max_instances`.
       3. After the outage, check that the next reconcile run succeeds.
     EOT
   }
@@ -372,8 +376,8 @@ resource "google_monitoring_alert_policy" "ingest_5xx" {
     display_name = "5xx / all responses > ${var.ingest_5xx_ratio_threshold}"
 
     condition_threshold {
-      filter             = "resource.type = \"cloud_run_revision\" AND resource.labels.service_name = \"${local.ingest_service}\" AND metric.type = \"run.googleapis.com/request_count\" AND metric.labels.response_code_class = \"5xx\""
-      denominator_filter = "resource.type = \"cloud_run_revision\" AND resource.labels.service_name = \"${local.ingest_service}\" AND metric.type = \"run.googleapis.com/request_count\""
+      filter             = local.ingest_5xx_requests
+      denominator_filter = local.ingest_requests
       comparison         = "COMPARISON_GT"
       threshold_value    = var.ingest_5xx_ratio_threshold
       duration           = "${var.alerts.ingest_5xx_sustain_seconds}s"
@@ -402,7 +406,7 @@ resource "google_monitoring_alert_policy" "ingest_5xx" {
     display_name = "5xx responses >= ${var.alerts.ingest_5xx_min_count} per 5 min"
 
     condition_threshold {
-      filter          = "resource.type = \"cloud_run_revision\" AND resource.labels.service_name = \"${local.ingest_service}\" AND metric.type = \"run.googleapis.com/request_count\" AND metric.labels.response_code_class = \"5xx\""
+      filter          = local.ingest_5xx_requests
       comparison      = "COMPARISON_GT"
       threshold_value = var.alerts.ingest_5xx_min_count - 1
       duration        = "${var.alerts.ingest_5xx_sustain_seconds}s"

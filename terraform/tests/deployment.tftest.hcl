@@ -2,32 +2,13 @@
 # give no Google semantics: each assertion encodes a documented Google rule named beside it.
 
 mock_provider "google" {
-  mock_data "google_project" {
-    defaults = {
-      number = "123456789012"
-    }
-  }
+  source = "./tests/mocks"
 }
 
 mock_provider "time" {}
 
-# The Cloud Storage agent's data source is read during apply (it waits for the APIs); the
-# override gives it, already at plan, the member Google returns: service-<number>@gs-project-accounts.
-override_data {
-  target          = data.google_storage_project_service_account.this
-  override_during = plan
-  values = {
-    member = "serviceAccount:service-123456789012@gs-project-accounts.iam.gserviceaccount.com"
-  }
-}
-
 mock_provider "archive" {
-  mock_data "archive_file" {
-    defaults = {
-      output_sha256 = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
-      output_path   = "/dev/null"
-    }
-  }
+  source = "./tests/mocks"
 }
 
 variables {

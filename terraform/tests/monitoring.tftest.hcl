@@ -14,30 +14,13 @@
 #   only to tables created later.
 
 mock_provider "google" {
-  mock_data "google_project" {
-    defaults = {
-      number = "123456789012"
-    }
-  }
+  source = "./tests/mocks"
 }
 
 mock_provider "time" {}
 
-override_data {
-  target          = data.google_storage_project_service_account.this
-  override_during = plan
-  values = {
-    member = "serviceAccount:service-123456789012@gs-project-accounts.iam.gserviceaccount.com"
-  }
-}
-
 mock_provider "archive" {
-  mock_data "archive_file" {
-    defaults = {
-      output_sha256 = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
-      output_path   = "/dev/null"
-    }
-  }
+  source = "./tests/mocks"
 }
 
 variables {
