@@ -92,6 +92,7 @@ def test_accepted_delivery_is_published_with_the_exact_bytes_and_contract_attrib
         "endedAt": "2026-05-25T14:35:12.000Z",
         "source": "webhook",
         "schemaVersion": "1",
+        "Content-Type": "application/json",
     }
     assert set(message.attributes) == set(ATTRIBUTE_NAMES)
     state = deps.ingest_deps().claims.state_of(envelope["deliveryId"])

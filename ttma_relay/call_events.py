@@ -1,8 +1,11 @@
 """The Pub/Sub message contract for call events, and the publisher that sends them.
 
 ``data`` is the delivery envelope ``{"event","deliveryId","timestamp","data":{call}}``: for
-webhook deliveries the exact verified bytes. Attributes are all strings (ARCHITECTURE.md,
-"Pub/Sub message contract"); downstream consumers filter and route on them.
+webhook deliveries the exact verified bytes. Attributes are all strings (docs/architecture.md,
+"Pub/Sub message contract"); downstream consumers filter and route on them. ``Content-Type`` is
+one of them because an unwrapped push subscription (``no_wrapper`` with ``write_metadata``,
+Terraform's ``consumers``) writes the attributes as the HTTP request's headers: without it a
+consumer such as n8n does not parse the body as JSON.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from google.api_core import retry as api_retry
 from google.cloud import pubsub_v1
 
 SCHEMA_VERSION = "1"
+CONTENT_TYPE = "application/json"
 PUBLISH_TIMEOUT_SECONDS = 10.0
 MAX_ATTRIBUTE_VALUE_BYTES = 1024  # Pub/Sub's limit per attribute value
 Source = Literal["webhook", "reconcile", "replay"]
@@ -32,6 +36,7 @@ ATTRIBUTE_NAMES = (
     "endedAt",
     "source",
     "schemaVersion",
+    "Content-Type",
 )
 
 
@@ -67,6 +72,7 @@ def message_attributes(envelope: Mapping[str, Any], source: Source) -> dict[str,
         "endedAt": _text(call.get("endedAt")),
         "source": source,
         "schemaVersion": SCHEMA_VERSION,
+        "Content-Type": CONTENT_TYPE,
     }
 
 
