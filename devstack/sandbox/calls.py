@@ -16,20 +16,9 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from devstack.sandbox.clock import format_timestamp
+from ttma_relay.ended_reasons import KNOWN_ENDED_REASONS
 
-END_REASONS: tuple[str, ...] = (
-    "callerHangup",
-    "botHangup",
-    "callTimeout",
-    "silenceTimeout",
-    "idleTimeout",
-    "gatewayShutdown",
-    "aiConnectionFailed",
-    "aiSessionLost",
-    "mediaStreamDropped",
-    "setupFailed",
-    "unknown",
-)
+END_REASONS: tuple[str, ...] = KNOWN_ENDED_REASONS
 DIRECTIONS: tuple[str, ...] = ("inbound", "outbound")
 RecordingMode = Literal["early", "late", "never"]
 RECORDING_MODES: tuple[str, ...] = ("early", "late", "never")
