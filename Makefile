@@ -22,13 +22,16 @@ test: venv ## run the whole test suite (starts the emulators itself when none ar
 lint: venv ## ruff
 	$(BIN)/ruff check .
 
-dev: venv ## the whole pipeline locally, in the foreground (Ctrl-C stops everything)
-	$(BIN)/python -m devstack.stack dev
+# CONSUMERS="name=url ..." adds downstream consumers, subscribed as Terraform's `consumers`.
+CONSUMER_FLAGS = $(foreach c,$(CONSUMERS),--consumer $(c))
+
+dev: venv ## the whole pipeline locally, in the foreground (Ctrl-C stops everything); CONSUMERS=name=url
+	$(BIN)/python -m devstack.stack dev $(CONSUMER_FLAGS)
 
 run: dev ## same as make dev
 
 dev-up: venv ## the whole pipeline locally, in the background; returns once all is healthy
-	$(BIN)/python -m devstack.stack up
+	$(BIN)/python -m devstack.stack up $(CONSUMER_FLAGS)
 
 dev-down: ## stop what make dev-up started (also after a failed start); frees every port
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m devstack.stack down; \

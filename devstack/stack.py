@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack.consumers import ConsumerError, parse_consumers, subscription_name
 from devstack.emulators import HOST, EmulatorError
 from devstack.stack_config import (
     DEFAULT_STATE_DIR,
@@ -246,6 +247,11 @@ def summary(result: StackUp) -> str:
     if "reconcile" in config.functions:
         rows.append(("reconcile", config.url("reconcile") + "  (POST to run it)"))
     rows += [
+        (f"consumer {consumer.name}",
+         f"{consumer.endpoint}  ← push {subscription_name(config.topic, consumer.name)}")
+        for consumer in config.consumers
+    ]  # fmt: skip
+    rows += [
         ("TTMA sandbox", f"{config.url('sandbox')}  webhook of {', '.join(config.agent_numbers)}"
          " → ingest"),
         ("Pub/Sub emulator", f"{config.address('pubsub')}  topic {config.topic}, dead letters "
@@ -283,6 +289,11 @@ def build_config(args: argparse.Namespace) -> StackConfig:
         options["recording_wait_seconds"] = args.recording_wait_seconds
     if args.sandbox_recording_wait is not None:
         options["sandbox_recording_wait_seconds"] = args.sandbox_recording_wait
+    specs = [*args.consumer, os.environ.get("TTMA_DEV_CONSUMERS", "")]
+    try:
+        options["consumers"] = parse_consumers(specs)
+    except ConsumerError as error:
+        raise StackConfigError(str(error)) from None
     return StackConfig(ports=ports, state_dir=args.state_dir.resolve(), **options)
 
 
@@ -314,6 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--sandbox-recording-wait", type=float, default=None,
         help="seconds the sandbox's sender waits for a late recording (default 2; vendor 60)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--consumer", action="append", default=[], metavar="NAME=URL",
+        help="a downstream consumer, subscribed as Terraform's `consumers` (repeatable; env "
+        "TTMA_DEV_CONSUMERS, space-separated; make dev CONSUMERS=...)",
     )  # fmt: skip
     return parser
 

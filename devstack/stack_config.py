@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devstack.consumers import Consumer
 from devstack.emulators import HOST, free_port, port_is_free
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,6 +154,8 @@ class StackConfig:
     max_delivery_attempts: int = 60
     retry_backoff_seconds: tuple[int, int] | None = None  # (minimum, maximum)
     functions: tuple[str, ...] = field(default_factory=lambda: default_functions())
+    # Downstream consumers (--consumer NAME=URL): push subscriptions as Terraform's `consumers`.
+    consumers: tuple[Consumer, ...] = ()
 
     @property
     def dead_letter_topic(self) -> str:

@@ -4,6 +4,9 @@
   function (push endpoint = the local function, dead-letter policy; no retry back-off by
   default, see ``StackConfig``) and the dead-letter ``-hold`` pull subscription. The emulator
   accepts but does not apply filters, and its pushes carry no OIDC token (none is needed here).
+- Pub/Sub, per downstream consumer (``--consumer NAME=URL``): the push subscription Terraform's
+  ``consumers`` creates (``devstack.consumers``: unwrapped body, attributes as headers), with the
+  same local retry choice as the function subscriptions.
 - Cloud Storage: the archive bucket.
 - The sandbox: the webhook of each agent number → the local ingest, with the dev secret, set
   through the project's own API client (``allow_insecure_local`` lifts its https rule).
@@ -42,6 +45,8 @@ def create_pubsub_resources(config: StackConfig) -> None:
         )
         for function in config.subscribers:
             subscriber.create_subscription(request=push_subscription(config, function))
+        for request in consumer_subscriptions(config):
+            subscriber.create_subscription(request=request)
     finally:
         subscriber.close()
         publisher.stop()
@@ -67,6 +72,23 @@ def push_subscription(config: StackConfig, function: str) -> dict[str, Any]:
             "maximum_backoff": {"seconds": maximum},
         }
     return request
+
+
+def consumer_subscriptions(config: StackConfig) -> list[dict[str, Any]]:
+    """The ``CreateSubscription`` requests of the stack's downstream consumers."""
+    from devstack.consumers import subscription_request
+
+    return [
+        subscription_request(
+            project=config.project,
+            topic=config.topic,
+            dead_letter_topic=config.dead_letter_topic,
+            consumer=consumer,
+            retry_policy=config.retry_backoff_seconds is not None,
+            max_delivery_attempts=config.max_delivery_attempts,
+        )
+        for consumer in config.consumers
+    ]
 
 
 def create_bucket(config: StackConfig) -> None:

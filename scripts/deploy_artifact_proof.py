@@ -37,7 +37,6 @@ Everything binds 127.0.0.1.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import hashlib
 import json
@@ -59,7 +58,6 @@ from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 TERRAFORM_DIR = ROOT / "terraform"
-TF_OFFLINE = ROOT.parent / "shared" / "tools" / "tf-offline" / "tf-offline"
 ARCHIVE_WALK_SRC = ROOT.parent / "shared" / "tools" / "archive-walk"
 STATE_DIR = ROOT / ".devstack" / "deploy-proof"
 RUNTIME = "python312"  # terraform/functions.tf build_config.runtime (checked below)
@@ -85,8 +83,8 @@ EMULATOR_HOSTS = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EM
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # a fixed time (the provider writes Go's zero time)
 SETTLE_SECONDS = 90.0
 
-# One console expression; base64 so that no HCL string escaping reaches the parser.
-FACTS_EXPRESSION = """base64encode(jsonencode({
+# One console expression (devstack.terraform_eval wraps it in jsonencode and base64).
+FACTS_EXPRESSION = """{
   source_dir       = local.source_dir,
   source_excludes  = local.source_excludes,
   source_file_mode = local.source_file_mode,
@@ -104,7 +102,7 @@ FACTS_EXPRESSION = """base64encode(jsonencode({
     env              = f.env,
     secret_env_names = sort(keys({ for n, r in f.secret_env : n => r if r.version != null })),
   } },
-}))"""
+}"""
 
 
 class ProofError(RuntimeError):
@@ -150,16 +148,6 @@ class TerraformFacts:
     resources: Resources
 
 
-def _terraform_env(workdir: Path) -> dict[str, str]:
-    env = {**os.environ, "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}
-    env["TF_DATA_DIR"] = str(workdir / ".terraform")
-    if TF_OFFLINE.exists():  # no registry here: the stub providers answer init and console
-        out = _run([str(TF_OFFLINE), "env"], "tf-offline env").strip()
-        name, _, value = out.removeprefix("export ").partition("=")
-        env[name] = value
-    return env
-
-
 def _run(command: Sequence[str], what: str, **options: Any) -> str:
     result = subprocess.run(command, capture_output=True, text=True, check=False, **options)
     if result.returncode != 0:
@@ -171,23 +159,13 @@ def terraform_facts(
     variables: Mapping[str, str] = TERRAFORM_VARS, *, source_dir: Path = ROOT
 ) -> TerraformFacts:
     """Evaluate the module's locals with ``terraform console`` (no state, no cloud)."""
-    if shutil.which("terraform") is None:
-        raise ProofError("terraform not found on PATH")
-    with tempfile.TemporaryDirectory(prefix="ttma-tf-") as tmp:
-        work = Path(tmp)
-        for path in TERRAFORM_DIR.glob("*.tf"):
-            shutil.copy2(path, work / path.name)
-        lock = TERRAFORM_DIR / ".terraform.lock.hcl"
-        if lock.exists() and not TF_OFFLINE.exists():  # the stub's hashes would not match it
-            shutil.copy2(lock, work / lock.name)
-        env = _terraform_env(work)
-        _run(["terraform", "init", "-backend=false", "-input=false", "-no-color"],
-             "terraform init", cwd=work, env=env)  # fmt: skip
-        inputs = {**variables, "function_source_dir": source_dir}
-        args = [f"-var={name}={value}" for name, value in inputs.items()]
-        out = _run(["terraform", "console", *args], "terraform console", cwd=work, env=env,
-                   input=FACTS_EXPRESSION.replace("\n", " ") + "\n")  # fmt: skip
-    raw = json.loads(base64.b64decode(json.loads(out.strip().splitlines()[-1])))
+    from devstack.terraform_eval import TerraformEvalError, evaluate
+
+    inputs = {**variables, "function_source_dir": str(source_dir)}
+    try:
+        raw = evaluate(FACTS_EXPRESSION, inputs, module_dir=TERRAFORM_DIR)
+    except TerraformEvalError as error:
+        raise ProofError(str(error)) from None
     functions = {
         key: FunctionFacts(
             key, f["name"], f["entry_point"], dict(f["env"]), tuple(f["secret_env_names"])
