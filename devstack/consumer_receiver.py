@@ -14,15 +14,18 @@ the body's personal data (numbers, transcript, task facts). It binds 127.0.0.1 o
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 HOST = "127.0.0.1"
+SOURCES = frozenset({"webhook", "reconcile", "replay"})
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,49 @@ class ConsumerReceiver:
         self.stop()
 
 
+def summary(received: Received) -> dict[str, Any]:
+    """What ``--save`` writes per request: headers, the body's size, digest, whether it is JSON
+    and its call id; never the body itself (numbers, transcript, task facts)."""
+    try:
+        envelope = received.json()
+        call = envelope.get("data") if isinstance(envelope, dict) else None
+        call_id = call.get("id") if isinstance(call, dict) else None
+        is_json = True
+    except ValueError:
+        call_id, is_json = None, False
+    return {
+        "path": received.path,
+        "headers": {name.lower(): received.header_text(name) for name, _ in received.headers},
+        "bodyBytes": len(received.body),
+        "bodySha256": hashlib.sha256(received.body).hexdigest(),
+        "json": is_json,
+        "callId": call_id,
+    }
+
+
+def check_saved(path: Path, calls: int) -> list[str]:
+    """Problems with a ``--save`` file that should hold ``calls`` calls delivered as JSON."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    lines = path.read_text().splitlines() if path.exists() else []
+    for number, line in enumerate(lines, 1):
+        entry = json.loads(line)
+        headers = entry["headers"]
+        if headers.get("content-type") != "application/json":
+            problems.append(f"request {number}: Content-Type {headers.get('content-type')!r}")
+        if not entry["json"]:
+            problems.append(f"request {number}: the body is not JSON")
+        if not entry["callId"] or headers.get("callid") != entry["callId"]:
+            problems.append(f"request {number}: callId header and body disagree")
+        if not headers.get("deliveryid") or headers.get("source") not in SOURCES:
+            problems.append(f"request {number}: deliveryId/source headers missing")
+        seen.add(entry["callId"] or "")
+    if len(seen - {""}) != calls:
+        problems.append(f"{len(seen - {''})} distinct calls received in {len(lines)} requests, "
+                        f"expected {calls}")  # fmt: skip
+    return problems
+
+
 def describe(received: Received) -> str:
     """One line per event: routing headers and the end reason; no personal data."""
     try:
@@ -164,10 +210,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack.consumer_receiver")
     parser.add_argument("--port", type=int, default=5678, help="port on 127.0.0.1 (default 5678)")
     parser.add_argument("--status", type=int, default=204, help="HTTP status to answer")
+    parser.add_argument("--save", type=Path, help="append one JSON line per request (no body)")
+    parser.add_argument(
+        "--check", type=Path, metavar="FILE",
+        help="do not serve: check a --save file holds --calls calls, each delivered as JSON",
+    )  # fmt: skip
+    parser.add_argument("--calls", type=int, default=12, help="with --check (default 12)")
     args = parser.parse_args(argv)
-    receiver = ConsumerReceiver(
-        args.port, status=args.status, on_request=lambda r: print(describe(r), flush=True)
-    )
+    if args.check is not None:
+        problems = check_saved(args.check, args.calls)
+        for problem in problems:
+            print(f"consumer check: {problem}", file=sys.stderr)
+        if not problems:
+            print(f"consumer check: {args.calls} calls, every request JSON with its attributes "
+                  "as headers")  # fmt: skip
+        return 1 if problems else 0
+    lock = threading.Lock()
+
+    def on_request(received: Received) -> None:
+        print(describe(received), flush=True)
+        if args.save is not None:
+            with lock, args.save.open("a") as out:
+                out.write(json.dumps(summary(received), sort_keys=True) + "\n")
+
+    receiver = ConsumerReceiver(args.port, status=args.status, on_request=on_request)
     print(f"receiving on {receiver.url('/')} (any path); Ctrl-C stops", file=sys.stderr)
     try:
         receiver.start()

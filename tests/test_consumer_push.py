@@ -228,3 +228,24 @@ def test_local_stack_consumers_are_subscribed_like_terraform(
     request = consumer_subscriptions(config)[0]
     assert "retry_policy" not in request  # the emulator stalls with one (docs/local-stack.md)
     assert request["dead_letter_policy"]["max_delivery_attempts"] == config.max_delivery_attempts
+
+
+def test_saved_requests_check_catches_form_bodies_and_missing_calls(tmp_path):
+    from devstack.consumer_receiver import check_saved, summary
+
+    data = DATA.read_bytes()
+    attributes = message_attributes(json.loads(data), "webhook")
+    good = Received("POST", "/", tuple(attributes.items()), data)
+    form_headers = {**attributes, "Content-Type": "application/x-www-form-urlencoded"}
+    form = Received("POST", "/", tuple(form_headers.items()), data)
+    saved = tmp_path / "received.jsonl"
+    saved.write_text(json.dumps(summary(good)) + "\n")
+    assert check_saved(saved, 1) == []
+    assert check_saved(saved, 2) == ["1 distinct calls received in 1 requests, expected 2"]
+    saved.write_text(json.dumps(summary(form)) + "\n")
+    [problem] = check_saved(saved, 1)
+    assert "Content-Type 'application/x-www-form-urlencoded'" in problem
+    call = json.loads(data)["data"]
+    facts = call["task"]["facts"]
+    for personal in (call["transcript"], call["calledNumber"], facts["debtor_name"]):
+        assert personal not in saved.read_text()  # the body is never saved
