@@ -345,10 +345,12 @@ variable "consumers" {
   description = <<-EOT
     Event-driven downstream systems (an n8n webhook, another service). Each entry becomes a push
     subscription on the call-events topic that delivers the vendor's JSON body unwrapped (the same
-    body as the TTMA webhook, so `$json.data.endedReason` works in n8n) with the message attributes
-    as HTTP headers, an OIDC token from a dedicated service account that holds no roles, a retry
-    back-off and a dead-letter policy. `filter` is a Pub/Sub filter on attributes, for example
-    `attributes.endedReason = "callerHangup"`; it cannot be changed after creation.
+    body as the TTMA webhook; in an n8n Webhook node `$json.body.data.endedReason`) with the
+    message attributes as HTTP headers (Content-Type: application/json among them), an OIDC token
+    from a dedicated service account that holds no roles, a retry back-off and a dead-letter
+    policy. `filter` is a Pub/Sub filter on attributes, for example
+    `attributes.endedReason = "callerHangup"`; it cannot be changed after creation. See
+    docs/consumers.md.
   EOT
   type = map(object({
     push_endpoint         = string
