@@ -249,3 +249,21 @@ def test_saved_requests_check_catches_form_bodies_and_missing_calls(tmp_path):
     facts = call["task"]["facts"]
     for personal in (call["transcript"], call["calledNumber"], facts["debtor_name"]):
         assert personal not in saved.read_text()  # the body is never saved
+
+
+def test_stack_command_line_and_environment_add_consumers(monkeypatch):
+    from devstack.stack import build_config, build_parser
+    from devstack.stack_config import StackConfigError
+
+    monkeypatch.setenv("TTMA_DEV_CONSUMERS", "env=http://127.0.0.1:5679/")
+    args = build_parser().parse_args(
+        ["up", "--free-ports", "--consumer", "n8n=http://127.0.0.1:5678/webhook/ttma"]
+    )
+    config = build_config(args)
+    assert config.consumers == (
+        Consumer("n8n", "http://127.0.0.1:5678/webhook/ttma"),
+        Consumer("env", "http://127.0.0.1:5679/"),
+    )
+    monkeypatch.setenv("TTMA_DEV_CONSUMERS", "Bad=http://127.0.0.1:1/")
+    with pytest.raises(StackConfigError, match="lowercase"):
+        build_config(build_parser().parse_args(["up", "--free-ports"]))
