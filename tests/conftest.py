@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 
 from devstack.emulators import EmulatorError, build_emulators
+from tests import message_schema
 from tests.archive_fixtures import *  # noqa: F403 - storage_client, archive_bucket, ...
 from tests.sandbox_fixtures import *  # noqa: F403 - sandbox, sandbox_server, ttma_client, ...
+from ttma_relay.call_events import CallEventPublisher
 
 TEST_PROJECT = "ttma-relay-test"
 EMULATOR_VARS = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
@@ -93,7 +95,40 @@ def topic_with_subscription(
     return topic_id, subscription_path
 
 
+@pytest.fixture(autouse=True)
+def _published_messages_match_the_schema(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[list[str]]:
+    """Every message the project's code publishes in-process is checked against docs/schema/.
+
+    ``CallEventPublisher.publish`` is wrapped: an invalid message is not published and the
+    ``AssertionError`` is raised into the handler. Handlers turn a publish failure into a 503
+    or a failed count, so the failure is also recorded and fails this test at teardown. Poison
+    messages that tests publish through a raw ``PublisherClient`` are not touched. Served
+    functions (subprocesses) are checked by the schema tap in ``tests/stack_fixtures.py``.
+    """
+    original = CallEventPublisher.publish
+    failures: list[str] = []
+
+    def checked_publish(self, data, attributes):
+        try:
+            message_schema.validate_message(data, attributes)
+        except AssertionError as error:
+            failures.append(str(error))
+            raise
+        message_schema.counts["in-process"] += 1
+        return original(self, data, attributes)
+
+    monkeypatch.setattr(CallEventPublisher, "publish", checked_publish)
+    yield failures  # the list, for the test of this hook
+    if failures:
+        pytest.fail(f"{len(failures)} published message(s) off the schema: {failures[0]}")
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if message_schema.counts:
+        checked = ", ".join(f"{n} {where}" for where, n in sorted(message_schema.counts.items()))
+        terminalreporter.write_line(f"published messages checked against docs/schema: {checked}")
     skipped = terminalreporter.stats.get("skipped", [])
     if os.environ.get("CI") and skipped:
         terminalreporter.write_line(

@@ -12,6 +12,7 @@ import contextlib
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ import pytest
 from devstack.stack import read_endpoints
 from devstack.stack_processes import StackState
 from devstack.stack_services import EMULATOR_HOST_VARS
+from tests import message_schema
+from tests.pubsub_helpers import pull_all
 
 __all__ = ["RunningStack", "dev_stack", "start_stack", "stop_stack", "wait_until"]
 
@@ -86,12 +89,87 @@ def start_stack(state_dir: Path) -> RunningStack:
             f"{result.stdout}",
             pytrace=False,
         )
-    return RunningStack(state_dir, read_endpoints(state_dir), result.stdout)
+    stack = RunningStack(state_dir, read_endpoints(state_dir), result.stdout)
+    try:
+        _schema_taps[state_dir] = (stack, _open_schema_tap(stack))
+    except Exception as error:  # the caller never gets the stack to stop: stop it here
+        stop_stack(state_dir)
+        pytest.fail(f"schema tap: no subscription on the stack's topic: {error!r}", pytrace=False)
+    return stack
 
 
 def stop_stack(state_dir: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    tap = _schema_taps.pop(state_dir, None)
+    try:
+        seen = _drain_schema_tap(*tap) if tap else None
+    except Exception as error:  # reported once the stack is down: it must come down regardless
+        seen = error
+    result = subprocess.run(
         stack_command("down", state_dir), capture_output=True, text=True, timeout=60, check=False
+    )
+    if isinstance(seen, Exception):
+        raise AssertionError(f"schema tap: could not be read before down: {seen!r}")
+    if seen is not None:
+        _check_schema_tap(*seen)
+        message_schema.counts["stack tap"] += len(seen[0])
+    return result
+
+
+# --- schema tap: every message the served functions publish is checked against docs/schema/ ---
+# start_stack adds a pull subscription on the stack's topic before any test runs; stop_stack
+# drains it, takes the stack down, then fails if a message is off the schema, or if a webhook
+# the sandbox delivered (2xx from ingest) never reached the tap.
+_schema_taps: dict[Path, tuple[RunningStack, str]] = {}
+
+
+def _open_schema_tap(stack: RunningStack) -> str:
+    from google.cloud import pubsub_v1
+
+    project = stack.endpoints["GOOGLE_CLOUD_PROJECT"]
+    with stack_environment(stack):
+        subscriber = pubsub_v1.SubscriberClient()
+        try:
+            path = subscriber.subscription_path(project, f"schema-tap-{uuid.uuid4().hex[:10]}")
+            topic = f"projects/{project}/topics/{stack.endpoints['CALL_EVENTS_TOPIC']}"
+            subscriber.create_subscription(
+                request={"name": path, "topic": topic, "ack_deadline_seconds": 60}
+            )
+        finally:
+            subscriber.close()
+    return path
+
+
+def _drain_schema_tap(stack: RunningStack, path: str) -> tuple[list[Any], set[str]]:
+    from google.cloud import pubsub_v1
+
+    with stack.sandbox() as sandbox:  # first: a delivery finishing now is pulled below
+        response = sandbox.get("/_sandbox/deliveries", params={"wait": 10})
+        response.raise_for_status()
+    delivered = {d["delivery_id"] for d in response.json()["data"] if d["outcome"] == "delivered"}
+    with stack_environment(stack):
+        subscriber = pubsub_v1.SubscriberClient()
+        try:
+            messages = pull_all(subscriber, path, settle=2.0)
+        finally:
+            subscriber.close()
+    return messages, delivered
+
+
+def _check_schema_tap(messages: list[Any], delivered: set[str]) -> None:
+    problems = []
+    for message in messages:
+        try:
+            message_schema.validate_message(message.data, dict(message.attributes))
+        except AssertionError as error:
+            problems.append(f"message {message.message_id}: {error}")
+    assert not problems, f"{len(problems)} message(s) on the stack's topic off the schema: " + (
+        "; ".join(problems[:5])
+    )
+    tapped = {message.attributes.get("deliveryId") for message in messages}
+    missing = delivered - tapped
+    assert not missing, (
+        f"schema tap: {len(missing)} of {len(delivered)} delivered webhook(s) never reached the "
+        f"tap ({len(messages)} message(s) seen): the check saw only part of what was published"
     )
 
 
