@@ -23,7 +23,7 @@ from typing import Any
 
 from handlers.archive_deps import ArchiveDeps, RetryLater, run_subscriber
 from ttma_relay.archive_store import ContentRejected, StoredObject, StoredObjectMismatch
-from ttma_relay.call_index import call_metadata
+from ttma_relay.call_index import call_defaults, call_metadata
 from ttma_relay.call_keys import archive_date, object_prefix
 from ttma_relay.pubsub_event import CallEvent
 from ttma_relay.ttma_api import (
@@ -78,6 +78,8 @@ def _archive(event: CallEvent, deps: ArchiveDeps, context: dict[str, Any]) -> st
         recordingCrc32c=stored.crc32c,
         recordingMd5=stored.md5,
     )
+    if stored.time_created is not None:  # when the bucket created it: stable on redelivery
+        fields["recordingArchivedAt"] = stored.time_created
     context.update(bytes=stored.size, created=stored.created)
     context["indexChanged"] = _record(deps, event, fields)
     return "archived" if stored.created else "already_archived"
@@ -144,5 +146,9 @@ def _pending(deps: ArchiveDeps, event: CallEvent, fields: dict[str, Any]) -> Non
 
 def _record(deps: ArchiveDeps, event: CallEvent, fields: dict[str, Any]) -> bool:
     return deps.index.record(
-        event.call_key, fields, delivery_id=event.delivery_id, status_field="recordingStatus"
+        event.call_key,
+        fields,
+        delivery_id=event.delivery_id,
+        status_field="recordingStatus",
+        defaults=call_defaults(event.call, event.source),
     )

@@ -13,10 +13,12 @@ the call), poison. Redelivers (raises ``RetryLater``): the API or a Google servi
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from handlers.archive_deps import ArchiveDeps, RetryLater, run_subscriber
-from ttma_relay.call_index import call_metadata
+from ttma_relay.archive_store import StoredObject
+from ttma_relay.call_index import call_defaults, call_metadata
 from ttma_relay.call_keys import object_prefix
 from ttma_relay.pubsub_event import CallEvent
 from ttma_relay.transcript_turns import parse_turns, transcript_document
@@ -53,23 +55,27 @@ def _archive(event: CallEvent, deps: ArchiveDeps, context: dict[str, Any]) -> st
         "callJsonUri": store.uri(prefix + CALL_OBJECT),
     }
     call, transcript, status = _with_transcript(event, deps, fields, context)
-    created = int(
-        store.write_once(prefix + CALL_OBJECT, json_bytes(call), content_type=JSON_TYPE).created
-    )
+    call_json = store.write_once(prefix + CALL_OBJECT, json_bytes(call), content_type=JSON_TYPE)
+    _set_archived_at(fields, "callJsonArchivedAt", [call_json])
+    created = int(call_json.created)
     if transcript is not None:
         turns = parse_turns(transcript)
         text = transcript.encode("utf-8", errors="replace")
         document = json_bytes(transcript_document(event.call_id, turns))
-        for name, data, content_type in (
-            (TRANSCRIPT_TEXT_OBJECT, text, TEXT_TYPE),
-            (TRANSCRIPT_JSON_OBJECT, document, JSON_TYPE),
-        ):
-            created += store.write_once(prefix + name, data, content_type=content_type).created
+        stored = [
+            store.write_once(prefix + name, data, content_type=content_type)
+            for name, data, content_type in (
+                (TRANSCRIPT_TEXT_OBJECT, text, TEXT_TYPE),
+                (TRANSCRIPT_JSON_OBJECT, document, JSON_TYPE),
+            )
+        ]
+        created += sum(part.created for part in stored)
         fields.update(
             transcriptTextUri=store.uri(prefix + TRANSCRIPT_TEXT_OBJECT),
             transcriptJsonUri=store.uri(prefix + TRANSCRIPT_JSON_OBJECT),
             transcriptTurnCount=len(turns),
         )
+        _set_archived_at(fields, "transcriptArchivedAt", stored)
         context["turns"] = len(turns)
     fields["transcriptStatus"] = status
     context["objectsCreated"] = created
@@ -77,6 +83,14 @@ def _archive(event: CallEvent, deps: ArchiveDeps, context: dict[str, Any]) -> st
     if status == "archived" and not created:
         return "already_archived"
     return status
+
+
+def _set_archived_at(fields: dict[str, Any], name: str, stored: list[StoredObject]) -> None:
+    """``name``: when the last of ``stored`` was created in the bucket (its ``timeCreated``,
+    the same on every redelivery); left out if the bucket did not say."""
+    times: list[datetime] = [part.time_created for part in stored if part.time_created]
+    if len(times) == len(stored):
+        fields[name] = max(times)
 
 
 def _with_transcript(
@@ -109,5 +123,9 @@ def _with_transcript(
 
 def _record(deps: ArchiveDeps, event: CallEvent, fields: dict[str, Any]) -> bool:
     return deps.index.record(
-        event.call_key, fields, delivery_id=event.delivery_id, status_field="transcriptStatus"
+        event.call_key,
+        fields,
+        delivery_id=event.delivery_id,
+        status_field="transcriptStatus",
+        defaults=call_defaults(event.call, event.source),
     )

@@ -18,15 +18,18 @@ from handlers import archive_recording
 from handlers.archive_deps import ArchiveDeps, RetryLater
 from tests.archive_helpers import (
     cloud_event,
+    encode,
     envelope_for,
     iso,
     object_names,
     prefix_of,
+    push_body,
     push_for,
     sandbox_process,
 )
 from ttma_relay import logs
 from ttma_relay.archive_store import ArchiveStore, ContentRejected
+from ttma_relay.call_events import message_attributes
 from ttma_relay.call_index import CallIndex
 from ttma_relay.call_keys import call_key
 from ttma_relay.settings import ArchiveSettings, GoogleSettings
@@ -106,6 +109,9 @@ def test_recording_is_streamed_verified_and_indexed(sandbox, make_deps, archive_
     md5 = hashlib.md5(data).digest()  # noqa: S324 - the checksum Cloud Storage reports
     assert entry["recordingMd5"] == base64.b64encode(md5).decode()
     assert entry["recordingCrc32c"] == blob.crc32c
+    assert entry["recordingArchivedAt"] == blob.time_created  # the bucket's, not our clock
+    assert entry["recordingAvailable"] is call["recordingAvailable"]
+    assert entry["source"] == "webhook"
     assert "transcriptStatus" not in entry
     assert [r["hasAuthorization"] for r in downloads(sandbox)] == [False]
 
@@ -126,6 +132,10 @@ def test_the_same_message_three_times_downloads_and_writes_once(
     assert stored_recording(archive_bucket, envelope).generation == generation
     assert len(downloads(sandbox)) == 1 and len(url_requests(sandbox)) == 1
     assert reference.get().update_time == first.update_time
+    assert reference.get().to_dict() == first.to_dict()
+    assert first.to_dict()["recordingArchivedAt"] == stored_recording(
+        archive_bucket, envelope
+    ).time_created
 
 
 def test_through_the_app_redelivery_and_poison(archive_env, sandbox, archive_bucket, index):
@@ -155,7 +165,9 @@ def test_late_recording_pends_then_is_archived(sandbox, make_deps, archive_bucke
 
     sandbox.state.clock.advance(61)
     assert run(deps, envelope) == "archived"
-    assert index.get(call_key(call["id"]))["recordingStatus"] == "archived"
+    entry = index.get(call_key(call["id"]))
+    assert entry["recordingStatus"] == "archived"
+    assert entry["recordingAvailable"] is False  # as the webhook said it: not corrected
     assert stored_recording(archive_bucket, envelope).size == call_size(sandbox, call)
 
 
@@ -329,6 +341,9 @@ def test_stream_once_leaves_an_existing_object_alone(archive_bucket):
 
     again = store.stream_once("x/a.mp3", never(), content_type="audio/mpeg")
     assert not again.created and again.generation == first.generation
+    created = archive_bucket.get_blob("x/a.mp3").time_created
+    assert first.time_created == again.time_created == created
+    assert store.write_once("x/a.mp3", b"ID3 third", content_type="audio/mpeg") == again
     assert archive_bucket.blob("x/a.mp3").download_as_bytes() == b"ID3 first"
 
 
@@ -363,3 +378,19 @@ def test_ended_at_in_the_message_dates_the_object(sandbox, make_deps, archive_bu
     assert object_names(archive_bucket) == {
         f"calls/2026/02/01/{call_key(call['id'])}/recording.mp3"
     }
+
+
+def test_a_reconciled_recording_keeps_its_source_when_the_webhook_comes(
+    sandbox, make_deps, archive_bucket, index
+):
+    call = sandbox.state.simulate_call()
+    webhook = envelope_for(call)
+    reconciled = {**webhook, "deliveryId": f"reconcile:{call['id']}"}
+    deps = make_deps()
+    body = push_body(encode(reconciled), message_attributes(reconciled, "reconcile"))
+    assert archive_recording.handle(cloud_event(body), deps) == "archived"
+    assert run(deps, webhook) == "already_archived"
+    entry = index.get(call_key(call["id"]))
+    assert entry["source"] == "reconcile"
+    assert entry["deliveryIds"] == [reconciled["deliveryId"], webhook["deliveryId"]]
+    assert entry["recordingArchivedAt"] == stored_recording(archive_bucket, webhook).time_created

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import functions_framework
 import pytest
+from google.cloud.firestore_v1.base_query import FieldFilter
 
 from handlers import archive_transcript
 from handlers.archive_deps import ArchiveDeps, RetryLater
@@ -26,6 +27,7 @@ from tests.archive_helpers import (
 from tests.payloads import delivery
 from ttma_relay import logs
 from ttma_relay.archive_store import ArchiveStore
+from ttma_relay.call_events import message_attributes
 from ttma_relay.call_index import CallIndex
 from ttma_relay.call_keys import call_key
 from ttma_relay.settings import ArchiveSettings, GoogleSettings
@@ -120,6 +122,7 @@ def test_the_same_message_three_times_writes_once_and_changes_nothing(
         call_key(envelope["data"]["id"])
     )
     first = reference.get()
+    assert {"source", "callJsonArchivedAt", "transcriptArchivedAt"} <= set(first.to_dict())
 
     assert push(client, body) == 200
     assert push(client, body) == 200
@@ -285,3 +288,73 @@ def test_logs_carry_no_transcript_facts_or_numbers(client, log_lines, capsys):
     text = json.dumps(log_lines()) + capsys.readouterr().out
     for needle in ("Zebediah", "4111111111111111", "6470009999", "6478887777", "987.65"):
         assert needle not in text
+
+
+def push_from(client, envelope, source: str | None) -> int:
+    """A push whose message says ``source`` (``None``: the attribute left out)."""
+    attributes = message_attributes(envelope, source or "webhook")
+    if source is None:
+        del attributes["source"]
+    return push(client, push_body(encode(envelope), attributes))
+
+
+def test_the_index_has_the_source_the_vendors_flag_and_the_objects_creation_times(
+    client, archive_bucket, index
+):
+    envelope = delivery(recordingAvailable=False)
+    assert push(client, push_for(envelope)) == 200
+    entry = index.get(call_key(envelope["data"]["id"]))
+    assert entry["source"] == "webhook"
+    assert entry["recordingAvailable"] is False
+    prefix = prefix_of(envelope)
+    created = {
+        name: archive_bucket.get_blob(prefix + name).time_created
+        for name in ("call.json", "transcript.txt", "transcript.json")
+    }
+    assert entry["callJsonArchivedAt"] == created["call.json"]
+    assert entry["transcriptArchivedAt"] == max(
+        created["transcript.txt"], created["transcript.json"]
+    )
+    assert "recordingArchivedAt" not in entry
+
+
+def test_a_reconciled_call_keeps_its_first_source_when_the_webhook_comes(
+    client, archive_bucket, index, firestore_client, calls_collection
+):
+    envelope = delivery()
+    reconciled = {**envelope, "deliveryId": f"reconcile:{envelope['data']['id']}"}
+    assert push_from(client, reconciled, "reconcile") == 200
+    reference = firestore_client.collection(calls_collection).document(
+        call_key(envelope["data"]["id"])
+    )
+    first = reference.get().to_dict()
+    assert push_from(client, envelope, "webhook") == 200
+    entry = reference.get().to_dict()
+    assert entry["source"] == "reconcile"
+    assert entry["deliveryIds"] == [reconciled["deliveryId"], envelope["deliveryId"]]
+    for name in ("callJsonArchivedAt", "transcriptArchivedAt"):  # the objects were there
+        assert entry[name] == first[name]
+
+
+def test_a_message_without_a_source_indexes_none(client, index):
+    envelope = delivery()
+    assert push_from(client, envelope, None) == 200
+    assert "source" not in index.get(call_key(envelope["data"]["id"]))
+
+
+def test_an_old_style_call_without_end_reason_or_end_time_is_found_by_eq_null(
+    client, archive_bucket, firestore_client, calls_collection
+):
+    old = delivery(endedAt=None)
+    del old["data"]["endedReason"]
+    other = delivery()
+    for envelope in (old, other):
+        assert push(client, push_for(envelope)) == 200
+    collection = firestore_client.collection(calls_collection)
+    entry = collection.document(call_key(old["data"]["id"])).get().to_dict()
+    assert "endedReason" in entry and entry["endedReason"] is None
+    assert "endedAt" in entry and entry["endedAt"] is None
+    assert prefix_of(old).startswith("calls/2026/05/25/")  # filed by startedAt
+    for field in ("endedReason", "endedAt"):
+        query = collection.where(filter=FieldFilter(field, "==", None))
+        assert [snapshot.id for snapshot in query.stream()] == [call_key(old["data"]["id"])]

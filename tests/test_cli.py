@@ -25,6 +25,7 @@ from devstack.stack_services import StackSecrets
 from tests.stack_fixtures import *  # noqa: F403 - dev_stack
 from tests.stack_fixtures import RunningStack, stack_environment, wait_until
 from ttma_relay.cli import main
+from ttma_relay.ended_reasons import KNOWN_ENDED_REASONS
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("ttma-relay")
 COMMANDS = ("send", "configure-webhook", "calls", "call", "tail")
@@ -218,6 +219,112 @@ def test_call_shows_one_record_and_refuses_an_unknown_id(
     missing = run(dev_stack, "call", "v3:no-such-call")
     assert missing.exit_code == 1
     assert "not in the index" in missing.output
+
+
+@pytest.fixture
+def undated_index(emulators: dict[str, str], firestore_client: Any, unique: str) -> dict[str, Any]:
+    """An index of its own: two dated calls, two with a null endedAt, one without the field
+    (as older versions wrote it). Returns the CLI environment and ``--collection`` option."""
+    from datetime import UTC, datetime
+
+    collection = firestore_client.collection(f"calls_{unique}")
+    ended = datetime(2026, 5, 25, 14, 35, 12, tzinfo=UTC)
+    documents = {
+        "v3%3Adated-in": {"direction": "inbound", "endedAt": ended, "endedReason": "botHangup"},
+        "v3%3Adated-out": {"direction": "outbound", "endedAt": ended, "endedReason": None},
+        "v3%3Anull-in": {"direction": "inbound", "endedAt": None, "endedReason": "botHangup"},
+        "v3%3Anull-out": {"direction": "outbound", "endedAt": None, "endedReason": None},
+        "v3%3Aold": {"direction": "inbound", "endedReason": "callerHangup"},
+    }
+    for key, document in documents.items():
+        collection.document(key).set({"callId": key.replace("%3A", ":"), **document})
+    env = {name: emulators[name] for name in ("FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT")}
+    return {"env": env, "options": ("--collection", collection.id)}
+
+
+def listed_ids(result: Any) -> list[str]:
+    return [json.loads(line)["callId"] for line in result.stdout.splitlines()]
+
+
+def test_calls_counts_the_calls_it_cannot_place_in_time(undated_index: dict[str, Any]) -> None:
+    options, env = undated_index["options"], undated_index["env"]
+    table = run(None, "calls", *options, env=env)
+    assert table.exit_code == 0, table.output
+    assert "null-" not in table.stdout and "v3:old" not in table.stdout
+    [note] = table.stderr.splitlines()[1:]
+    assert note.startswith(
+        "3 calls in the index have no usable endedAt (null or unparseable) and are not in"
+        " this list: `ttma-relay calls --undated` lists 2 of them; 1 has no endedAt field at all"
+    )
+
+    as_json = run(None, "calls", "--json", *options, env=env)
+    assert as_json.exit_code == 0
+    assert sorted(listed_ids(as_json)) == ["v3:dated-in", "v3:dated-out"]  # JSON lines only
+    assert "3 calls in the index have no usable endedAt" in as_json.stderr
+    since = run(None, "calls", "--json", "--since", "2026-05-01", *options, env=env)
+    assert sorted(listed_ids(since)) == ["v3:dated-in", "v3:dated-out"]
+    assert "3 calls in the index have no usable endedAt" in since.stderr
+
+
+def test_calls_undated_lists_the_null_ended_at_calls(undated_index: dict[str, Any]) -> None:
+    options, env = undated_index["options"], undated_index["env"]
+    result = run(None, "calls", "--undated", "--json", *options, env=env)
+    assert result.exit_code == 0, result.output
+    assert listed_ids(result) == ["v3:null-in", "v3:null-out"]  # callKey order
+    assert "no usable endedAt" not in result.stderr
+    assert "1 call more in the index has no endedAt field at all" in result.stderr
+    inbound = run(None, "calls", "--undated", "--direction", "inbound", "--json", *options, env=env)
+    assert listed_ids(inbound) == ["v3:null-in"]
+    table = run(None, "calls", "--undated", *options, env=env)
+    assert "v3:null-in" in table.stdout and "v3:dated-in" not in table.stdout
+    refused = run(None, "calls", "--undated", "--since", "2h", *options, env=env)
+    assert refused.exit_code == 2
+
+
+def test_the_count_line_without_calls_lacking_the_field(
+    emulators: dict[str, str], firestore_client: Any, unique: str
+) -> None:
+    collection = firestore_client.collection(f"calls_{unique}")
+    collection.document("v3%3Aa").set({"callId": "v3:a", "endedAt": None})
+    env = {name: emulators[name] for name in ("FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT")}
+    result = run(None, "calls", "--collection", collection.id, env=env)
+    assert result.stderr.splitlines() == [
+        "0 calls",
+        "1 call in the index has no usable endedAt (null or unparseable) and is not in this"
+        " list: `ttma-relay calls --undated` lists it",
+    ]
+    undated = run(None, "calls", "--undated", "--collection", collection.id, env=env)
+    assert undated.stderr.splitlines() == ["1 call"]
+
+
+def test_calls_says_nothing_when_every_call_has_an_end_time(
+    emulators: dict[str, str], firestore_client: Any, unique: str
+) -> None:
+    from datetime import UTC, datetime
+
+    collection = firestore_client.collection(f"calls_{unique}")
+    collection.document("v3%3Aa").set({"callId": "v3:a", "endedAt": datetime.now(UTC)})
+    env = {name: emulators[name] for name in ("FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT")}
+    result = run(None, "calls", "--collection", collection.id, env=env)
+    assert result.exit_code == 0
+    assert result.stderr.strip() == "1 call"
+
+
+def test_an_unknown_end_reason_is_warned_about_and_still_asked(
+    undated_index: dict[str, Any],
+) -> None:
+    options, env = undated_index["options"], undated_index["env"]
+    unknown = run(None, "calls", "--json", "--ended-reason", "vendorNewReason", *options, env=env)
+    assert unknown.exit_code == 0
+    assert unknown.stdout == ""
+    [warning] = [line for line in unknown.stderr.splitlines() if line.startswith("warning:")]
+    assert "'vendorNewReason'" in warning
+    assert all(reason in warning for reason in KNOWN_ENDED_REASONS)
+
+    known = run(None, "calls", "--json", "--ended-reason", "botHangup", *options, env=env)
+    assert known.exit_code == 0
+    assert listed_ids(known) == ["v3:dated-in"]
+    assert "warning" not in known.stderr
 
 
 def test_an_unreachable_index_exits_2(dev_stack: RunningStack) -> None:

@@ -40,6 +40,7 @@ import contextlib
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 import google_crc32c
 from google.api_core import exceptions as gexc
@@ -92,6 +93,9 @@ class StoredObject:
     md5: str | None
     content_type: str | None
     created: bool  # False: it was already there (a redelivery, or another writer won)
+    # When Cloud Storage created the object (``timeCreated``): the same on every later look,
+    # so it can be indexed without a redelivery changing anything. ``None``: not reported.
+    time_created: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -262,6 +266,7 @@ class ArchiveStore:
             md5=blob.md5_hash,
             content_type=blob.content_type,
             created=created,
+            time_created=blob.time_created,
         )
 
     def existing(self, name: str) -> StoredObject | None:
@@ -270,7 +275,8 @@ class ArchiveStore:
         return None if blob is None else self._described(blob, created=False)
 
     def write_once(self, name: str, data: bytes, *, content_type: str) -> StoredObject:
-        """Store ``data`` unless ``name`` exists (``if_generation_match=0``).
+        """Store ``data`` unless ``name`` exists (``if_generation_match=0``); either way the
+        object as the bucket describes it (``created`` False when it was already there).
 
         One request (the library sends the CRC32C with it, and Cloud Storage refuses a
         mismatch) up to ``MAX_SINGLE_REQUEST_BYTES``; larger documents are streamed like
@@ -289,6 +295,9 @@ class ArchiveStore:
         try:
             blob.upload_from_string(data, content_type=content_type, if_generation_match=0)
         except gexc.PreconditionFailed:
+            stored = self.existing(name)  # already there: describe it (its timeCreated too)
+            if stored is not None:
+                return stored
             return StoredObject(name, self.uri(name), None, None, None, None, None, created=False)
         return self._described(blob, created=True)
 

@@ -5,6 +5,16 @@ the two never overwrite each other; ``deliveryIds`` grows with ``ArrayUnion``. A
 only when something would change: a redelivered or duplicated message leaves the document,
 ``updatedAt`` included, exactly as it was. A status never goes back from ``archived``.
 
+Some fields are *defaults*, written only while the document has no such field: ``source``
+(the first delivery that indexed the call keeps it for good), and the ``null`` of a call with
+no ``endedReason`` key or no usable ``endedAt`` (that null never replaces a value already
+there).
+A missing field and a ``null`` are different things here: a wanted ``null`` is written (so
+``endedReason == null`` and ``endedAt == null`` queries find the call). Each write is
+conditional on the document read (``create``, or an ``update_time`` precondition; no
+transactions, as in ingest) and is planned again on a conflict: two archivers indexing the
+same new call cannot both be "first".
+
 What goes in (docs/archive.md has the table): call metadata that is useful to query and is not
 personal data. Transcripts, ``task`` (its goal and facts name people and amounts) and the other
 party's phone number stay out; they are in the bucket, behind its access controls. The agent's
@@ -13,9 +23,11 @@ own number (the customer's TTMA deployment) is kept as ``agentNumber``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, Literal
 
+from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from ttma_relay.call_keys import parse_timestamp
@@ -23,7 +35,18 @@ from ttma_relay.call_keys import parse_timestamp
 Status = Literal["archived", "pending", "not_shipped", "unavailable"]
 STATUSES: frozenset[str] = frozenset({"archived", "pending", "not_shipped", "unavailable"})
 FINAL_STATUS = "archived"
-_COPIED_FIELDS = ("direction", "status", "endedReason", "durationSeconds", "hasTranscript")
+MAX_WRITE_ATTEMPTS = 5  # another writer changed the document in between: read, plan again
+_COPIED_FIELDS = (
+    "direction",
+    "status",
+    "endedReason",
+    "durationSeconds",
+    "hasTranscript",
+    "recordingAvailable",
+)
+# The ``source`` attribute values ingest and reconcile publish (``call_events.Source``; not
+# imported: the archivers need no Pub/Sub client). Anything else is not stored.
+KNOWN_SOURCES: frozenset[str] = frozenset({"webhook", "reconcile", "replay"})
 _USAGE_FIELDS = ("turnCount", "inputTokens", "outputTokens")
 _QUALITY_FIELDS = ("grade", "p50ResponseLatencyMs", "p95ResponseLatencyMs")
 
@@ -65,18 +88,89 @@ def call_metadata(call: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def _same(current: Any, wanted: Any) -> bool:
+def call_defaults(call: Mapping[str, Any], source: str | None) -> dict[str, Any]:
+    """Fields written only when the document lacks them (``CallIndex.record``'s ``defaults``).
+
+    ``endedReason: None`` for a call without the key (old calls), ``endedAt: None`` when it is
+    null or unparseable (findable with ``== null``; a later good timestamp replaces it), and
+    the delivery's ``source`` when it is a known one (the first known source stays).
+    """
+    defaults: dict[str, Any] = {}
+    if "endedReason" not in call or not _scalar(call["endedReason"]):
+        defaults["endedReason"] = None
+    if parse_timestamp(call.get("endedAt")) is None:
+        defaults["endedAt"] = None
+    if source in KNOWN_SOURCES:
+        defaults["source"] = source
+    return defaults
+
+
+def _same(current: Mapping[str, Any], name: str, wanted: Any) -> bool:
+    """Whether ``current`` already holds ``wanted`` under ``name``; a missing field is not
+    ``None``, and ``True`` is not ``1``."""
+    if name not in current:
+        return False
+    value = current[name]
     if isinstance(wanted, Mapping):
-        return isinstance(current, Mapping) and all(
-            _same(current.get(k), v) for k, v in wanted.items()
-        )
-    return bool(current == wanted)
+        return isinstance(value, Mapping) and all(_same(value, k, v) for k, v in wanted.items())
+    return isinstance(value, bool) == isinstance(wanted, bool) and bool(value == wanted)
+
+
+def _planned_update(
+    current: Mapping[str, Any],
+    fields: Mapping[str, Any],
+    *,
+    delivery_id: str | None,
+    status_field: str | None,
+    defaults: Mapping[str, Any],
+) -> dict[str, Any] | None:
+    """The merge that brings ``current`` up to date, or ``None`` when nothing would change."""
+    wanted = dict(fields)
+    if (
+        status_field is not None
+        and current.get(status_field) == FINAL_STATUS
+        and wanted[status_field] != FINAL_STATUS
+    ):
+        wanted = {k: v for k, v in wanted.items() if not _owned_by(k, status_field)}
+    for name, value in defaults.items():
+        if name not in wanted and name not in current:
+            wanted[name] = value
+    changes = {k: v for k, v in wanted.items() if not _same(current, k, v)}
+    seen = current.get("deliveryIds") or []
+    new_delivery = delivery_id is not None and delivery_id not in seen
+    if not changes and not new_delivery:
+        return None
+    if new_delivery:
+        changes["deliveryIds"] = firestore.ArrayUnion([delivery_id])
+    changes["updatedAt"] = firestore.SERVER_TIMESTAMP
+    return changes
+
+
+def _contents(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
+    return (snapshot.to_dict() or {}) if snapshot.exists else {}
+
+
+def _field_paths(update: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested maps as field paths (``usage.turnCount``): ``update`` then merges them, as
+    ``set(merge=True)`` does, instead of replacing the whole map. Index field names are plain
+    identifiers, so the paths need no quoting."""
+    paths: dict[str, Any] = {}
+    for name, value in update.items():
+        if isinstance(value, Mapping):
+            paths.update(_field_paths(value, f"{prefix}{name}."))
+        else:
+            paths[prefix + name] = value
+    return paths
+
+
+Plan = Callable[[Mapping[str, Any]], "dict[str, Any] | None"]
 
 
 class CallIndex:
     """Reads and writes the index documents. Thread-safe (the Firestore client is)."""
 
     def __init__(self, client: firestore.Client, collection: str) -> None:
+        self._client = client
         self._collection = client.collection(collection)
 
     def document(self, key: str) -> firestore.DocumentReference:
@@ -93,37 +187,50 @@ class CallIndex:
         *,
         delivery_id: str | None = None,
         status_field: str | None = None,
+        defaults: Mapping[str, Any] | None = None,
     ) -> bool:
         """Merge ``fields`` into the call's document if anything changes; True if written.
 
         ``status_field`` names the status in ``fields`` that must not leave ``archived``:
         when the document already says ``archived`` there, that field and everything else in
-        ``fields`` describing the archived object are left alone.
+        ``fields`` describing the archived object are left alone. ``defaults`` are written
+        only where the document has no such field (and ``fields`` does not set it).
         """
         if status_field is not None and fields.get(status_field) not in STATUSES:
             raise ValueError(f"{status_field} must be one of {sorted(STATUSES)}")
         reference = self.document(key)
-        snapshot = reference.get()
-        current = snapshot.to_dict() if snapshot.exists else {}
-        current = current or {}
-        wanted = dict(fields)
-        if (
-            status_field is not None
-            and current.get(status_field) == FINAL_STATUS
-            and wanted[status_field] != FINAL_STATUS
-        ):
-            wanted = {k: v for k, v in wanted.items() if not _owned_by(k, status_field)}
-        changes = {k: v for k, v in wanted.items() if not _same(current.get(k), v)}
-        seen = current.get("deliveryIds") or []
-        new_delivery = delivery_id is not None and delivery_id not in seen
-        if not changes and not new_delivery:
-            return False
-        update: dict[str, Any] = dict(changes)
-        if new_delivery:
-            update["deliveryIds"] = firestore.ArrayUnion([delivery_id])
-        update["updatedAt"] = firestore.SERVER_TIMESTAMP
-        reference.set(update, merge=True)
-        return True
+        plan: Plan = partial(
+            _planned_update,
+            fields=fields,
+            delivery_id=delivery_id,
+            status_field=status_field,
+            defaults=defaults or {},
+        )
+        for attempt in range(1, MAX_WRITE_ATTEMPTS + 1):
+            snapshot = reference.get()
+            update = plan(_contents(snapshot))
+            if update is None:
+                return False  # the usual redelivery: one read, no write
+            try:
+                self._write_if_unchanged(reference, snapshot, update)
+            except (gexc.Conflict, gexc.FailedPrecondition, gexc.NotFound):
+                if attempt == MAX_WRITE_ATTEMPTS:
+                    raise
+                continue  # written meanwhile by someone else: compare with that
+            return True
+        raise AssertionError("unreachable")
+
+    def _write_if_unchanged(
+        self,
+        reference: firestore.DocumentReference,
+        snapshot: firestore.DocumentSnapshot,
+        update: Mapping[str, Any],
+    ) -> None:
+        if not snapshot.exists:
+            reference.create(dict(update))  # Conflict if another writer created it first
+            return
+        option = self._client.write_option(last_update_time=snapshot.update_time)
+        reference.update(_field_paths(update), option=option)  # FailedPrecondition if changed
 
 
 def _owned_by(field_name: str, status_field: str) -> bool:

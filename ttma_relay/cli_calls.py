@@ -4,6 +4,11 @@ The index (``CALLS_COLLECTION``, docs/archive.md) holds call metadata and archiv
 transcripts; the customer's phone number is not in it either (only the agent's own number).
 ``calls`` asks Firestore for a date range ordered by ``endedAt`` (automatic single-field index,
 no composite index to deploy) and filters direction and end reason as it reads.
+
+A range on ``endedAt`` only matches timestamps, so calls whose ``endedAt`` is null (or missing,
+in documents written by older versions) cannot be in that list. ``calls`` counts them instead
+(Firestore count aggregations: all documents minus those with a timestamp) and says so on
+stderr; ``calls --undated`` lists the ones whose ``endedAt`` is null.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -26,11 +32,16 @@ from ttma_relay.cli_common import (
     google_errors,
     progress,
     project_option,
+    warn,
 )
+from ttma_relay.ended_reasons import KNOWN_ENDED_REASONS
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 TIMEOUT_SECONDS = 30.0
+# Every timestamp Firestore holds is at or after this; null, a missing field or another type
+# never matches a range on it (Firestore compares values of the same type only).
+EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 COLUMNS = ("ENDED (UTC)", "CALL ID", "DIRECTION", "ENDED REASON", "DURATION", "TRANSCRIPT",
            "RECORDING")  # fmt: skip
 
@@ -92,16 +103,21 @@ def iter_calls(
     until: datetime | None,
     direction: str | None,
     ended_reason: str | None,
+    undated: bool = False,
 ) -> Iterator[tuple[dict[str, Any], bool]]:
-    """(document, matches filters) for each scanned index document, newest ``endedAt`` first."""
+    """(document, matches filters) for each scanned index document: newest ``endedAt`` first
+    (only documents whose ``endedAt`` is a timestamp), or with ``undated`` the documents whose
+    ``endedAt`` is null, in ``callKey`` order."""
     from google.cloud import firestore
     from google.cloud.firestore_v1.base_query import FieldFilter
 
-    query = collection.order_by("endedAt", direction=firestore.Query.DESCENDING)
-    if since is not None:
-        query = query.where(filter=FieldFilter("endedAt", ">=", since))
-    if until is not None:
-        query = query.where(filter=FieldFilter("endedAt", "<", until))
+    if undated:
+        query = collection.where(filter=FieldFilter("endedAt", "==", None))
+    else:
+        query = collection.order_by("endedAt", direction=firestore.Query.DESCENDING)
+        query = query.where(filter=FieldFilter("endedAt", ">=", since or EARLIEST))
+        if until is not None:
+            query = query.where(filter=FieldFilter("endedAt", "<", until))
     for snapshot in query.stream(timeout=TIMEOUT_SECONDS):
         document = snapshot.to_dict() or {}
         document.setdefault("callKey", snapshot.id)
@@ -109,6 +125,78 @@ def iter_calls(
             ended_reason is None or document.get("endedReason") == ended_reason
         )
         yield document, matches
+
+
+@dataclass(frozen=True)
+class Undated:
+    """Index documents without a timestamp ``endedAt``, which no time-ordered list shows."""
+
+    total: int  # null, missing (older versions) or not a timestamp
+    null: int  # of them, ``endedAt`` null: what ``--undated`` lists
+
+    @property
+    def unlisted(self) -> int:
+        """Documents even ``--undated`` cannot find (no ``endedAt`` field at all)."""
+        return max(self.total - self.null, 0)
+
+
+def _count(query: Any) -> int:
+    [[result]] = query.count(alias="n").get(timeout=TIMEOUT_SECONDS)
+    return int(result.value)
+
+
+def count_undated(collection: Any) -> Undated:
+    """Count aggregations (1 read per 1000 index entries): all documents, minus those with a
+    timestamp ``endedAt``; then the null ones. All documents first, so that calls indexed
+    meanwhile make the difference smaller, never a false alarm."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    total = _count(collection)
+    dated = _count(collection.where(filter=FieldFilter("endedAt", ">=", EARLIEST)))
+    undated = max(total - dated, 0)
+    if not undated:
+        return Undated(0, 0)
+    return Undated(undated, _count(collection.where(filter=FieldFilter("endedAt", "==", None))))
+
+
+def _calls(count: int) -> str:
+    return f"{count} call{'s' * (count != 1)}"
+
+
+def _has(count: int) -> str:
+    return "has" if count == 1 else "have"
+
+
+REPUBLISH_HINT = "republish their call events (docs/deploy.md, replay) to index them again"
+
+
+def undated_notes(undated: Undated, *, listing_undated: bool) -> list[str]:
+    """The stderr lines about the calls a time-ordered list leaves out."""
+    old = f"no endedAt field at all (indexed by an older version): {REPUBLISH_HINT}"
+    if listing_undated:
+        if not undated.unlisted:
+            return []
+        return [f"{_calls(undated.unlisted)} more in the index {_has(undated.unlisted)} {old}"]
+    if not undated.total:
+        return []
+    them = "it" if undated.total == 1 else "them"
+    listed = them if not undated.unlisted else f"{undated.null} of {them}"
+    note = (
+        f"{_calls(undated.total)} in the index {_has(undated.total)} no usable endedAt"
+        f" (null or unparseable) and {'is' if undated.total == 1 else 'are'} not in this list:"
+        f" `ttma-relay calls --undated` lists {listed}"
+    )
+    if undated.unlisted:
+        note += f"; {undated.unlisted} {_has(undated.unlisted)} {old}"
+    return [note]
+
+
+def warn_unknown_reason(ended_reason: str | None) -> None:
+    if ended_reason is not None and ended_reason not in KNOWN_ENDED_REASONS:
+        warn(
+            f"--ended-reason {ended_reason!r} is not an end reason the vendor documents"
+            f" ({', '.join(KNOWN_ENDED_REASONS)}); listing the calls that have it anyway"
+        )
 
 
 def _cell(value: Any) -> str:
@@ -145,6 +233,9 @@ def render_table(rows: list[tuple[str, ...]]) -> str:
 @click.option("--direction", type=click.Choice(["inbound", "outbound"]), help="Only this way.")
 @click.option("--ended-reason", help="Only calls that ended this way (e.g. callerHangup).")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option(
+    "--undated", is_flag=True, help="Only the calls whose endedAt is null (not placed in time)."
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line (all fields).")
 @project_option
 @database_option
@@ -155,6 +246,7 @@ def calls_command(
     direction: str | None,
     ended_reason: str | None,
     limit: int,
+    undated: bool,
     as_json: bool,
     project: str,
     database: str,
@@ -164,9 +256,13 @@ def calls_command(
 
     Shows end time, call id, direction, end reason, duration and the transcript and recording
     archive status (archived / pending / not_shipped / unavailable). Never transcripts.
+    Calls without a usable endedAt are counted on stderr; --undated lists them.
 
     Exit code 0 (also when nothing matches), 2 when Firestore is unreachable.
     """
+    if undated and (since is not None or until is not None):
+        raise click.UsageError("--undated lists calls with no endedAt: no --since/--until")
+    warn_unknown_reason(ended_reason)
     client = _firestore(project, database)
     found: list[dict[str, Any]] = []
     with google_errors("reading the call index"), progress(desc="scanning", unit="doc") as bar:
@@ -176,19 +272,23 @@ def calls_command(
             until=until,
             direction=direction,
             ended_reason=ended_reason,
+            undated=undated,
         ):
             bar.update()
             if matches:
                 found.append(document)
                 if len(found) >= limit:
                     break
+        notes = undated_notes(count_undated(client.collection(collection)), listing_undated=undated)
     if as_json:
         for document in found:
             click.echo(json.dumps(jsonable(document), ensure_ascii=False, sort_keys=True))
     elif found:
         click.echo(render_table([table_row(document) for document in found]))
     more = " (limit reached: --limit for more)" if len(found) >= limit else ""
-    click.echo(f"{len(found)} call{'s' * (len(found) != 1)}{more}", err=True)
+    click.echo(f"{_calls(len(found))}{more}", err=True)
+    for note in notes:
+        click.echo(note, err=True)
 
 
 def _flatten(document: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

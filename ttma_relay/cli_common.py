@@ -29,6 +29,11 @@ def fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def warn(message: str) -> None:
+    """A warning on stderr; the command goes on."""
+    click.echo(f"warning: {message}", err=True)
+
+
 def local_env_file() -> Path:
     state_dir = os.environ.get("TTMA_DEV_STATE_DIR")
     return Path(state_dir) / "endpoints.env" if state_dir else LOCAL_ENV_FILE
