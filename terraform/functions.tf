@@ -142,6 +142,7 @@ locals {
     "build",
     "devstack",
     "docs",
+    "examples",
     "scripts",
     "terraform",
     "tests",

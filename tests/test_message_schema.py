@@ -383,7 +383,7 @@ BAD_DATA = [
     ("data.id", DELETE, "$.data: missing required 'id'"),
     ("deliveryId", " \t", "$.deliveryId: does not match the pattern"),
     ("deliveryId", DELETE, "$: missing required 'deliveryId'"),
-    ("event", 7, "$.event: expected string, got integer"),
+    ("event", 7, "$.event: expected string or null, got integer"),
     ("data", [], "$.data: expected object, got array"),
 ]
 
@@ -543,3 +543,15 @@ def test_the_stack_tap_accepts_valid_messages_and_fails_on_one_off_the_schema():
 def test_the_stack_tap_fails_when_a_delivered_webhook_never_reached_it():
     with pytest.raises(AssertionError, match="1 of 1 delivered webhook"):
         _check_schema_tap([], {"a-delivered-id"})  # zero messages while webhooks were accepted
+
+
+@pytest.mark.parametrize("event", [None, "missing"])
+def test_an_envelope_without_an_event_is_valid_as_ingest_accepts_it(event):
+    """Ingest does not require ``event``: null or missing publishes an empty attribute."""
+    envelope = golden()
+    if event == "missing":
+        del envelope["event"]
+    else:
+        envelope["event"] = None
+    check_envelope(envelope)
+    assert message_attributes(envelope, "webhook")["event"] == ""
