@@ -215,7 +215,7 @@ run "defaults" {
   }
 
   assert {
-    condition     = alltrue([for d in ["tests", "bench", "devstack", "docs", "terraform", "**/.?*"] : contains(data.archive_file.source.excludes, d)])
+    condition     = alltrue([for d in ["tests", "bench", "devstack", "docs", "examples", "terraform", "**/.?*"] : contains(data.archive_file.source.excludes, d)])
     error_message = "Tests and dev tools must be excluded from the function source zip."
   }
 
