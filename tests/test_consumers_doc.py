@@ -6,6 +6,7 @@ Stand-in: sqlglot checks the BigQuery SQL's syntax, not its meaning; nothing her
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 
@@ -56,3 +57,19 @@ def test_header_table_names_every_attribute():
     table = TEXT.split("| header | value |", 1)[1].split("\n\n", 1)[0]
     named = set(re.findall(r"`([A-Za-z-]+)`", table))
     assert set(ATTRIBUTE_NAMES) <= named, set(ATTRIBUTE_NAMES) - named
+
+
+def test_n8n_example_reads_the_body_and_acks_only_when_done():
+    """examples/n8n: tested against a real n8n 1.82.3 by its check.sh (not in CI); this keeps
+    the file's decisive settings from drifting."""
+    workflow_path = DOC.parent.parent / "examples" / "n8n" / "ttma-call-events.workflow.json"
+    workflow = json.loads(workflow_path.read_text())
+    [webhook] = [n for n in workflow["nodes"] if n["type"] == "n8n-nodes-base.webhook"]
+    assert webhook["parameters"]["httpMethod"] == "POST"
+    assert webhook["parameters"]["path"] == "ttma"
+    assert webhook["parameters"]["responseMode"] == "lastNode"  # a failed run is redelivered
+    assert len(workflow["id"]) <= 16  # n8n 1.82.3 saves no static data for longer ids
+    text = json.dumps(workflow)
+    assert "$json.body.data.id" in text and "$json.body.data.endedReason" in text
+    assert not re.search(r"\$json\.data\.", text)  # the vendor page's form is null in a Webhook
+    assert "removeDuplicates" not in text  # measured to lose events on 1.82.3
