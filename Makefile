@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv test lint run dev dev-up dev-down demo bench clean fuzz deploy-proof
+.PHONY: help venv test lint run dev dev-up dev-down demo soak bench clean fuzz deploy-proof
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
@@ -39,6 +39,9 @@ dev-down: ## stop what make dev-up started (also after a failed start); frees ev
 
 demo: venv ## simulated calls through the running stack (starts one if none), then a summary
 	$(BIN)/python -m devstack.demo $(if $(N),--calls $(N))
+
+soak: venv ## N calls (default 60) under faults on its own stack; non-zero on any loss; SEED=
+	$(BIN)/python -m devstack.soak --calls $(or $(N),60) $(if $(SEED),--seed $(SEED))
 
 deploy-proof: venv ## the zip Terraform deploys, on python312, with its env, end to end (emulators)
 	$(BIN)/python scripts/deploy_artifact_proof.py
