@@ -23,6 +23,7 @@ from ttma_relay.cli_common import (
     load_env_file,
     local_env_file,
 )
+from ttma_relay.cli_replay import replay_command
 from ttma_relay.cli_tail import tail_command
 from ttma_relay.cli_webhook import configure_webhook
 from ttma_relay.sample_delivery import sample_delivery
@@ -118,6 +119,7 @@ main.add_command(configure_webhook)
 main.add_command(calls_command)
 main.add_command(call_command)
 main.add_command(tail_command)
+main.add_command(replay_command)
 
 
 if __name__ == "__main__":  # pragma: no cover
