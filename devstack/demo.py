@@ -36,6 +36,7 @@ from ttma_relay.call_keys import call_key
 from ttma_relay.delivery_claims import delivery_document_id
 
 POLL_SECONDS = 0.5
+RECONCILE_WAIT_SECONDS = 30.0  # the local grace period (5 s) and then some
 DELIVERIES_COLLECTION = "ttma_deliveries"
 
 
@@ -67,10 +68,20 @@ def place_calls(
     return plan, calls
 
 
-def run_reconcile(sandbox: httpx.Client, url: str) -> None:
-    """Once the webhooks are out (so they are not raced), run reconcile as the scheduler would."""
+def run_reconcile(sandbox: httpx.Client, url: str, lost: int) -> None:
+    """Once the webhooks are out (so they are not raced), run reconcile as the scheduler would,
+    again while calls are inside its grace period, until the ``lost`` calls are published."""
     sandbox.get("/_sandbox/deliveries", params={"wait": 60})
-    response = httpx.post(url, timeout=120)
+    published = 0
+    deadline = time.monotonic() + RECONCILE_WAIT_SECONDS
+    while True:
+        response = httpx.post(url, timeout=120)
+        body = response.json() if response.headers.get("content-type", "").startswith(
+            "application/json") else {}  # fmt: skip
+        published += int(body.get("published") or 0)
+        if published >= lost or not body.get("tooRecent") or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
     print(f"reconcile: {response.status_code} {response.text.strip()}", flush=True)
 
 
@@ -210,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{len(calls)} calls placed; the sandbox is sending their webhooks to "
               f"{endpoints['INGEST_URL']} ...", flush=True)  # fmt: skip
         if reconcile_url and not all(p.delivered for p in plan):
-            run_reconcile(sandbox, reconcile_url)
+            run_reconcile(sandbox, reconcile_url, sum(not p.delivered for p in plan))
     report = collect(endpoints, plan, calls, args.timeout)
     print(render(report))
     print("\nOne call in full:  .venv/bin/ttma-relay --local call " + calls[0]["id"])

@@ -142,6 +142,9 @@ class StackConfig:
     agent_numbers: tuple[str, ...] = (AGENT_NUMBER,)
     # archive_recording gives a missing recording this long after the call ended (Terraform: 900).
     recording_wait_seconds: int = 20
+    # reconcile leaves calls that ended less than this long ago to their webhook (Terraform:
+    # 900); short, so that the demo's lost webhook is reconciled within seconds.
+    reconcile_grace_seconds: int = 5
     # The sandbox's sender waits this long for a late recording before sending (vendor: 60 s);
     # short, so that late recordings reach archive_recording as "not yet" and are retried.
     sandbox_recording_wait_seconds: float = 2.0

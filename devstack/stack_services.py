@@ -84,7 +84,12 @@ def function_settings_env(
             "RECORDING_WAIT_SECONDS": str(config.recording_wait_seconds),
         }
     if name == "reconcile":
-        return {**google, **api, "CALL_EVENTS_TOPIC": config.topic}
+        return {
+            **google,
+            **api,
+            "CALL_EVENTS_TOPIC": config.topic,
+            "RECONCILE_GRACE_SECONDS": str(config.reconcile_grace_seconds),
+        }
     raise ValueError(f"unknown function {name}")
 
 

@@ -20,7 +20,13 @@ import flask
 
 import verify
 from ttma_relay.call_events import CallEventPublisher, message_attributes
-from ttma_relay.delivery_claims import AlreadyPublished, DeliveryClaims, DeliveryInFlight
+from ttma_relay.delivery_claims import (
+    AlreadyPublished,
+    DeliveryClaims,
+    DeliveryInFlight,
+    PublishFailed,
+    publish_once,
+)
 from ttma_relay.logs import log_event, trace_from_header
 from ttma_relay.settings import IngestSettings
 
@@ -287,8 +293,21 @@ def _check_headers_agree(request: flask.Request, delivery: Delivery) -> None:
 def _publish_once(
     delivery: Delivery, deps: IngestDeps, context: dict[str, Any]
 ) -> tuple[int, dict[str, Any]]:
+    """The shared state machine (``delivery_claims.publish_once``) within the request budget:
+    past ``INGEST_BUDGET_SECONDS`` the answer is 503 and the claim is released, never a late
+    200 (the sender may already have counted the attempt as failed)."""
+    deadline = time.monotonic() + deps.settings.budget_seconds
     try:
-        claim = deps.claims.claim(delivery.delivery_id, delivery.call_id)
+        published = publish_once(
+            deps.claims,
+            deps.publisher,
+            delivery_id=delivery.delivery_id,
+            call_id=delivery.call_id,
+            source="webhook",
+            data=delivery.raw,
+            attributes=message_attributes(delivery.envelope, "webhook"),
+            deadline=deadline,
+        )
     except AlreadyPublished:
         return 200, {"status": "duplicate", "deliveryId": delivery.delivery_id}
     except DeliveryInFlight as in_flight:
@@ -296,32 +315,16 @@ def _publish_once(
             "this delivery is being processed by another request; retry later",
             retry_after=in_flight.retry_after_seconds,
         ) from None
-    except Exception as error:
-        context["cause"] = type(error).__name__
+    except PublishFailed as failed:
+        context["cause"] = failed.cause
+        context["releaseFailed"] = failed.release_failed
+        what = "record" if failed.stage == "claim" else "publish"
         raise BackendUnavailable(
-            "could not record the delivery; retry later", retry_after=RETRY_AFTER_SECONDS
+            f"could not {what} the delivery; retry later", retry_after=RETRY_AFTER_SECONDS
         ) from None
-    context["takenOver"] = claim.taken_over or None
-
-    try:
-        published = deps.publisher.publish(
-            delivery.raw, message_attributes(delivery.envelope, "webhook")
-        )
-    except Exception as error:
-        context["cause"] = type(error).__name__
-        try:
-            deps.claims.release(claim)
-        except Exception as release_error:
-            context["releaseFailed"] = type(release_error).__name__
-        raise BackendUnavailable(
-            "could not publish the delivery; retry later", retry_after=RETRY_AFTER_SECONDS
-        ) from None
-
+    context["takenOver"] = published.taken_over or None
     context["messageId"] = published.message_id
-    try:
-        deps.claims.mark_published(claim, published.message_id)
-    except Exception as error:
-        context["markFailed"] = type(error).__name__
+    context["markFailed"] = published.mark_failed
     return 200, {"status": "accepted", "deliveryId": delivery.delivery_id}
 
 

@@ -72,6 +72,7 @@ TERRAFORM_VARS = {
     "name_prefix": "proof",  # topic proof-call-events, bucket <project>-proof-archive
     "calls_collection": "proof_calls",
     "deliveries_collection": "proof_deliveries",
+    "reconcile_grace_seconds": "0",  # the call reconcile must find ended a moment ago
 }
 # The only values that cannot be the deployed ones here (name -> why); set only on the functions
 # whose Terraform env has the name.

@@ -32,6 +32,7 @@ locals {
     DELIVERIES_COLLECTION            = var.deliveries_collection
     DELIVERY_TTL_DAYS                = tostring(var.delivery_ttl_days)
     MAX_BODY_BYTES                   = tostring(var.max_body_bytes)
+    INGEST_BUDGET_SECONDS            = tostring(var.ingest_budget_seconds)
   }
 
   ingest_secret_env = {
@@ -60,6 +61,7 @@ locals {
     DELIVERY_TTL_DAYS        = tostring(var.delivery_ttl_days)
     TTMA_API_BASE_URL        = var.ttma_api_base_url
     RECONCILE_LOOKBACK_HOURS = tostring(var.reconcile_lookback_hours)
+    RECONCILE_GRACE_SECONDS  = tostring(var.reconcile_grace_seconds)
   }
 
   reconcile_secret_env = {

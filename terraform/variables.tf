@@ -194,6 +194,28 @@ variable "reconcile_lookback_hours" {
   }
 }
 
+variable "reconcile_grace_seconds" {
+  description = "Calls that ended less than this long ago are left to their webhook by reconcile (RECONCILE_GRACE_SECONDS): the vendor waits up to 60 s for the recording and retries 5 times. See docs/architecture.md."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.reconcile_grace_seconds >= 0 && var.reconcile_grace_seconds <= 86400 && floor(var.reconcile_grace_seconds) == var.reconcile_grace_seconds
+    error_message = "reconcile_grace_seconds must be whole seconds between 0 and 86400."
+  }
+}
+
+variable "ingest_budget_seconds" {
+  description = "Time budget of one webhook request for Firestore + publish (INGEST_BUDGET_SECONDS); past it ingest answers 503 and releases the claim. A claim's lease is this + 5 s. See docs/architecture.md."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.ingest_budget_seconds >= 1 && var.ingest_budget_seconds <= 30 && floor(var.ingest_budget_seconds) == var.ingest_budget_seconds
+    error_message = "ingest_budget_seconds must be whole seconds between 1 and 30."
+  }
+}
+
 variable "ttma_api_base_url" {
   description = "Base URL of the TTMA API (TTMA_API_BASE_URL)."
   type        = string

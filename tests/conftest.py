@@ -110,14 +110,14 @@ def _published_messages_match_the_schema(
     original = CallEventPublisher.publish
     failures: list[str] = []
 
-    def checked_publish(self, data, attributes):
+    def checked_publish(self, data, attributes, **options):
         try:
             message_schema.validate_message(data, attributes)
         except AssertionError as error:
             failures.append(str(error))
             raise
         message_schema.counts["in-process"] += 1
-        return original(self, data, attributes)
+        return original(self, data, attributes, **options)
 
     monkeypatch.setattr(CallEventPublisher, "publish", checked_publish)
     yield failures  # the list, for the test of this hook

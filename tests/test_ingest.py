@@ -18,7 +18,11 @@ from tests.payloads import PREVIOUS_SECRET, SECRET, delivery, encode, signed_hea
 from tests.pubsub_helpers import pull_all
 from ttma_relay import deps
 from ttma_relay.call_events import ATTRIBUTE_NAMES
-from ttma_relay.delivery_claims import delivery_document_id
+from ttma_relay.delivery_claims import (
+    LEASE_MARGIN_SECONDS,
+    DeliveryClaims,
+    delivery_document_id,
+)
 
 pytestmark = pytest.mark.emulator
 ROOT = Path(__file__).resolve().parent.parent
@@ -337,17 +341,68 @@ def test_in_flight_duplicate_is_409_with_retry_after_never_2xx(client, messages)
     assert messages(0.2) == []
 
 
-def test_expired_claim_is_taken_over_and_published(client, messages, monkeypatch):
+def test_expired_claim_is_taken_over_and_published(client, messages):
     envelope = delivery()
     current = deps.ingest_deps()
-    current.claims.claim(envelope["deliveryId"], envelope["data"]["id"])  # a request that died
-    monkeypatch.setattr(current.claims, "_lease", current.claims._lease * 0)
+    dead = DeliveryClaims(current.claims._client, current.claims._collection, lease_seconds=0.5)
+    dead.claim(envelope["deliveryId"], envelope["data"]["id"])  # a request that died
+    time.sleep(0.6)  # its lease (recorded in the claim) runs out
 
     response = post(client, envelope)
     assert response.status_code == 200
     assert response.get_json()["status"] == "accepted"
     assert len(messages()) == 1
-    assert current.claims.state_of(envelope["deliveryId"])["attempts"] == 2
+    record = current.claims.state_of(envelope["deliveryId"])
+    assert record["attempts"] == 2 and record["state"] == "published"
+
+
+def test_the_lease_is_the_budget_plus_a_margin_and_409_says_how_long(client, messages):
+    """A claim left by a dead request blocks the sender's retries for ~10 s, not 30: with the
+    sandbox's 1+2+4+8+16 s schedule the fourth retry (t=15 s) takes it over."""
+    settings = deps.ingest_deps().settings
+    claims = deps.ingest_deps().claims
+    assert claims.lease_seconds == settings.budget_seconds + LEASE_MARGIN_SECONDS == 10
+    envelope = delivery()
+    claims.claim(envelope["deliveryId"], envelope["data"]["id"])
+    response = post(client, envelope)
+    assert response.status_code == 409
+    assert 9 <= int(response.headers["Retry-After"]) <= 10
+    assert claims.state_of(envelope["deliveryId"])["leaseSeconds"] == 10
+
+
+class Slow:
+    """Delegates to a real object; ``method`` returns ``seconds`` late (after doing its work)."""
+
+    def __init__(self, real: Any, method: str, seconds: float) -> None:
+        self._real, self._method, self._seconds = real, method, seconds
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._real, name)
+        if name != self._method:
+            return attribute
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            result = attribute(*args, **kwargs)
+            time.sleep(self._seconds)
+            return result
+
+        return wrapper
+
+
+def test_past_the_budget_ingest_answers_503_releases_the_claim_never_a_late_200(
+    client, messages, monkeypatch
+):
+    real = deps.ingest_deps()
+    budget = replace(real.settings, budget_seconds=1)
+    inject(monkeypatch, settings=budget, claims=Slow(real.claims, "claim", 1.2))
+    envelope = delivery()
+    started = time.monotonic()
+    response = post(client, envelope)
+    assert response.status_code == 503
+    assert response.get_json()["status"] == "backend_unavailable"
+    assert time.monotonic() - started < 2.5  # the budget, not Firestore's or Pub/Sub's timeout
+    assert real.claims.state_of(envelope["deliveryId"]) is None  # the claim was made: released
+    assert messages(0.3) == []
 
 
 # --- fault injection at each step ------------------------------------------------------------
@@ -439,7 +494,8 @@ def test_publish_timeout_after_the_message_landed_is_503_and_retry_is_at_least_o
 def test_publish_and_release_both_failing_leave_a_claim_that_expires(client, messages,
                                                                      monkeypatch):
     real = deps.ingest_deps()
-    claims = Faulty(real.claims, "release", gexc.ServiceUnavailable("down"))
+    short = DeliveryClaims(real.claims._client, real.claims._collection, lease_seconds=2.0)
+    claims = Faulty(short, "release", gexc.ServiceUnavailable("down"))
     inject(
         monkeypatch,
         claims=claims,
@@ -450,7 +506,7 @@ def test_publish_and_release_both_failing_leave_a_claim_that_expires(client, mes
     assert post(client, envelope).status_code == 503
     assert real.claims.state_of(envelope["deliveryId"])["state"] == "claimed"
     assert post(client, envelope).status_code == 409  # the stale claim blocks until its lease ends
-    monkeypatch.setattr(real.claims, "_lease", real.claims._lease * 0)
+    time.sleep(2.1)
     assert post(client, envelope).status_code == 200
     assert len(messages()) == 1
 
@@ -459,14 +515,15 @@ def test_mark_published_failure_still_answers_200_and_a_late_retry_republishes(
     client, messages, monkeypatch
 ):
     real = deps.ingest_deps()
-    inject(monkeypatch, claims=Faulty(real.claims, "mark_published", gexc.Aborted("contention")))
+    short = DeliveryClaims(real.claims._client, real.claims._collection, lease_seconds=2.0)
+    inject(monkeypatch, claims=Faulty(short, "mark_published", gexc.Aborted("contention")))
     envelope = delivery()
 
     first = post(client, envelope)
     assert first.status_code == 200  # the event is on the topic
     assert len(messages()) == 1
     assert post(client, envelope).status_code == 409  # within the lease: retry later
-    monkeypatch.setattr(real.claims, "_lease", real.claims._lease * 0)
+    time.sleep(2.1)
     assert post(client, envelope).status_code == 200
     assert len(messages()) == 1  # republished: at least once
     assert real.claims.state_of(envelope["deliveryId"])["state"] == "published"

@@ -122,10 +122,16 @@ class CallEventPublisher:
             batch_settings=pubsub_v1.types.BatchSettings(max_messages=1, max_latency=0.001),
         )
 
-    def publish(self, data: bytes, attributes: Mapping[str, str]) -> PublishedEvent:
-        """Publish and return once Pub/Sub has stored the message; raises on failure/timeout."""
+    def publish(
+        self, data: bytes, attributes: Mapping[str, str], *, timeout: float | None = None
+    ) -> PublishedEvent:
+        """Publish and return once Pub/Sub has stored the message; raises on failure/timeout.
+
+        ``timeout`` (at most the publisher's own) bounds the whole call, retries included."""
+        limit = self._timeout if timeout is None else max(0.001, min(timeout, self._timeout))
+        retry = self._retry if limit == self._timeout else self._retry.with_timeout(limit)
         future = self._client.publish(
-            self._topic_path, data, retry=self._retry, timeout=self._timeout, **attributes
+            self._topic_path, data, retry=retry, timeout=limit, **attributes
         )
-        message_id = future.result(timeout=self._timeout)
+        message_id = future.result(timeout=limit)
         return PublishedEvent(message_id=str(message_id))

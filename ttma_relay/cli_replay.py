@@ -254,7 +254,12 @@ class Replayer:
 
     def replay(self, letter: DeadLetter) -> None:
         """Sets ``letter.action``; acks the dead letter only once its replay is published."""
-        from ttma_relay.delivery_claims import AlreadyPublished, DeliveryInFlight
+        from ttma_relay.delivery_claims import (
+            AlreadyPublished,
+            DeliveryInFlight,
+            PublishFailed,
+            publish_once,
+        )
 
         claim_id = CLAIM_PREFIX + letter.message_id
         if self.dry_run:
@@ -267,7 +272,15 @@ class Replayer:
             letter.action = ALREADY_REPLAYED if published else WOULD_REPLAY
             return
         try:
-            claim = self.claims.claim(claim_id, letter.call_id, source="replay")
+            published = publish_once(
+                self.claims,
+                self.publisher,
+                delivery_id=claim_id,
+                call_id=letter.call_id,
+                source="replay",
+                data=letter.data,
+                attributes=replay_attributes(letter.attributes),
+            )
         except AlreadyPublished as done:  # replayed before, the ack was lost: ack it now
             letter.action, letter.replay_message_id = ALREADY_REPLAYED, done.message_id
             self._ack_or_note(letter)
@@ -275,22 +288,14 @@ class Replayer:
         except DeliveryInFlight:
             letter.action = IN_FLIGHT
             return
-        except Exception as error:
-            letter.action, letter.error = FAILED, f"claim: {type(error).__name__}"
-            return
-        try:
-            published = self.publisher.publish(letter.data, replay_attributes(letter.attributes))
-        except Exception as error:  # the dead letter stays; the claim goes
-            letter.action, letter.error = FAILED, type(error).__name__
-            with contextlib.suppress(Exception):  # else it expires with its lease
-                self.claims.release(claim)
+        except PublishFailed as failed:  # the dead letter stays; the claim went with it
+            prefix = "claim: " if failed.stage == "claim" else ""
+            letter.action, letter.error = FAILED, prefix + failed.cause
             return
         letter.action, letter.replay_message_id = REPLAYED, published.message_id
-        try:
-            self.claims.mark_published(claim, published.message_id)
-        except Exception as error:  # it is on the topic: ack anyway
+        if published.mark_failed:  # it is on the topic: ack anyway
             warn(f"dead letter {letter.message_id}: replayed, but its claim was not marked "
-                 f"published ({type(error).__name__})")  # fmt: skip
+                 f"published ({published.mark_failed})")  # fmt: skip
         self._ack_or_note(letter)
 
     def duplicate(self, letter: DeadLetter, first: DeadLetter) -> None:

@@ -1,22 +1,33 @@
-"""The delivery state machine in Firestore: claim → (publish) → mark published, or release.
+"""The delivery state machine in Firestore: claim → publish → mark published, or release.
 
 One document per deliveryId. ``create`` is the only atomic step; every other write is
 conditional on the ``update_time`` this process last saw, so no contended transactions are
-needed (the emulator cannot run them under load). See ARCHITECTURE.md, "Ingest".
+needed (the emulator cannot run them under load). See docs/architecture.md, "Ingest".
+
+``publish_once`` is the whole sequence, and the only one: ``ingest``, ``reconcile`` and
+``ttma-relay replay`` all publish through it. A record's state decides everything:
+``published`` = delivered; a claim younger than the lease = in flight; an older claim = its
+request died, and the next claim takes it over and publishes. ``DeliveryRecords.of_calls``
+reads the records of many calls in a few queries (reconcile).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-CLAIM_LEASE_SECONDS = 30.0
+# A claim outlives the request that made it by this much: the request itself gives up at its
+# budget (ingest: INGEST_BUDGET_SECONDS), so an older claim is one whose request died.
+LEASE_MARGIN_SECONDS = 5.0
+CLAIM_LEASE_SECONDS = 10.0  # ingest's default budget (5 s) + the margin
 STATE_CLAIMED = "claimed"
 STATE_PUBLISHED = "published"
 _SAFE_DOC_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,254}")
@@ -24,6 +35,10 @@ _SAFE_DOC_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,254}")
 
 class ClaimError(Exception):
     """Base of the outcomes that stop a delivery from being published now."""
+
+
+class BudgetExhausted(Exception):
+    """The caller's deadline passed before the next Firestore or Pub/Sub call."""
 
 
 class AlreadyPublished(ClaimError):
@@ -44,6 +59,14 @@ class Claim:
     reference: Any  # firestore.DocumentReference
     update_time: Any  # the document's update_time after our last write
     taken_over: bool = False
+
+
+def record_lease(record: Mapping[str, Any], default: timedelta) -> timedelta:
+    """The lease its claimant gave the record (older records have none: ``default``)."""
+    seconds = record.get("leaseSeconds")
+    if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds > 0:
+        return timedelta(seconds=seconds)
+    return default
 
 
 def delivery_document_id(delivery_id: str) -> str:
@@ -80,8 +103,30 @@ class DeliveryClaims:
             delivery_document_id(delivery_id)
         )
 
-    def claim(self, delivery_id: str, call_id: str, *, source: str = "webhook") -> Claim:
-        """Claim a delivery for publishing. Raises AlreadyPublished or DeliveryInFlight."""
+    @property
+    def lease_seconds(self) -> float:
+        return self._lease.total_seconds()
+
+    def timeout_for(self, deadline: float | None) -> float:
+        """The timeout of the next call: the default, cut to what is left before ``deadline``."""
+        if deadline is None:
+            return self._timeout
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise BudgetExhausted("the request's time budget is spent")
+        return min(self._timeout, remaining)
+
+    def claim(
+        self,
+        delivery_id: str,
+        call_id: str,
+        *,
+        source: str = "webhook",
+        deadline: float | None = None,
+    ) -> Claim:
+        """Claim a delivery for publishing. Raises AlreadyPublished or DeliveryInFlight.
+
+        ``deadline`` (``time.monotonic()`` seconds) bounds every Firestore call."""
         reference = self._reference(delivery_id)
         for _ in range(3):  # a concurrent release can delete the document between our reads
             now = datetime.now(UTC)
@@ -91,29 +136,32 @@ class DeliveryClaims:
                 "source": source,
                 "state": STATE_CLAIMED,
                 "claimedAt": now,
+                "leaseSeconds": self.lease_seconds,  # how long the claimant may take
                 "expireAt": now + self._ttl,
                 "attempts": 1,
             }
             try:
-                result = reference.create(document, timeout=self._timeout)
+                result = reference.create(document, timeout=self.timeout_for(deadline))
                 return Claim(delivery_id, reference, result.update_time)
             except gexc.AlreadyExists:
                 pass
-            snapshot = reference.get(timeout=self._timeout)
+            snapshot = reference.get(timeout=self.timeout_for(deadline))
             if not snapshot.exists:
                 continue
-            claim = self._take_over_or_raise(delivery_id, reference, snapshot)
+            claim = self._take_over_or_raise(delivery_id, reference, snapshot, deadline)
             if claim is not None:
                 return claim
         raise DeliveryInFlight(retry_after_seconds=1)
 
-    def _take_over_or_raise(self, delivery_id: str, reference: Any, snapshot: Any) -> Claim | None:
+    def _take_over_or_raise(
+        self, delivery_id: str, reference: Any, snapshot: Any, deadline: float | None
+    ) -> Claim | None:
         data = snapshot.to_dict() or {}
         if data.get("state") == STATE_PUBLISHED:
             raise AlreadyPublished(data.get("messageId"))
         now = datetime.now(UTC)
         claimed_at = data.get("claimedAt") or now
-        lease_end = claimed_at + self._lease
+        lease_end = claimed_at + record_lease(data, self._lease)
         if lease_end > now:
             remaining = (lease_end - now).total_seconds()
             raise DeliveryInFlight(retry_after_seconds=max(1, int(remaining + 0.999)))
@@ -121,9 +169,13 @@ class DeliveryClaims:
         # nobody else changed the document since we read it.
         try:
             result = reference.update(
-                {"claimedAt": now, "attempts": firestore.Increment(1)},
+                {
+                    "claimedAt": now,
+                    "leaseSeconds": self.lease_seconds,
+                    "attempts": firestore.Increment(1),
+                },
                 option=self._client.write_option(last_update_time=snapshot.update_time),
-                timeout=self._timeout,
+                timeout=self.timeout_for(deadline),
             )
         except (gexc.FailedPrecondition, gexc.NotFound):
             return None  # someone else took it over or released it; look again
@@ -136,13 +188,20 @@ class DeliveryClaims:
             timeout=self._timeout,
         )
 
-    def mark_published(self, claim: Claim, message_id: str) -> None:
+    def mark_published(
+        self, claim: Claim, message_id: str, *, published_as: str | None = None
+    ) -> None:
+        """Record the publish. ``published_as``: the delivery id of the message that carried
+        this delivery's call, when it is another one (reconcile taking over a dead claim)."""
+        fields: dict[str, Any] = {
+            "state": STATE_PUBLISHED,
+            "messageId": message_id,
+            "publishedAt": datetime.now(UTC),
+        }
+        if published_as is not None:
+            fields["publishedAs"] = published_as
         claim.reference.update(
-            {
-                "state": STATE_PUBLISHED,
-                "messageId": message_id,
-                "publishedAt": datetime.now(UTC),
-            },
+            fields,
             option=self._client.write_option(last_update_time=claim.update_time),
             timeout=self._timeout,
         )
@@ -150,3 +209,140 @@ class DeliveryClaims:
     def state_of(self, delivery_id: str) -> dict[str, Any] | None:
         snapshot = self._reference(delivery_id).get(timeout=self._timeout)
         return snapshot.to_dict() if snapshot.exists else None
+
+
+class Publisher(Protocol):
+    def publish(
+        self, data: bytes, attributes: Mapping[str, str], *, timeout: float | None = None
+    ) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Published:
+    """A delivery this call published. ``mark_failed``: the class name of the error that kept
+    the record from saying so (the message is on the topic all the same)."""
+
+    message_id: str
+    taken_over: bool
+    mark_failed: str | None = None
+
+
+class PublishFailed(Exception):
+    """The claim or the publish failed (or the budget ran out); nothing is claimed any more,
+    unless even the release failed (then the claim expires by lease). ``stage`` is
+    ``claim`` / ``publish``; ``cause`` an exception class name, never its message."""
+
+    def __init__(self, stage: str, cause: str, *, release_failed: str | None = None) -> None:
+        super().__init__(f"{stage} failed: {cause}")
+        self.stage = stage
+        self.cause = cause
+        self.release_failed = release_failed
+
+
+def publish_once(
+    claims: DeliveryClaims,
+    publisher: Publisher,
+    *,
+    delivery_id: str,
+    call_id: str,
+    source: str,
+    data: bytes,
+    attributes: Mapping[str, str],
+    deadline: float | None = None,
+    also_claimed: Iterable[Claim] = (),
+) -> Published:
+    """Claim ``delivery_id``, publish, mark it published; release the claim if publishing failed.
+
+    Raises ``AlreadyPublished`` (nothing to do), ``DeliveryInFlight`` (another request holds a
+    live claim) or ``PublishFailed``. ``also_claimed``: claims the caller took over for the same
+    call (reconcile: a webhook request that died); they are marked published with this message,
+    or released with ours.
+    """
+    try:
+        claim = claims.claim(delivery_id, call_id, source=source, deadline=deadline)
+    except (AlreadyPublished, DeliveryInFlight):
+        raise
+    except Exception as error:
+        raise PublishFailed("claim", type(error).__name__) from None
+    held = [claim, *also_claimed]
+    try:
+        timeout = claims.timeout_for(deadline) if deadline is not None else None
+        published = publisher.publish(data, attributes, timeout=timeout)
+    except Exception as error:
+        release_failed = None
+        for each in held:
+            try:
+                claims.release(each)
+            except Exception as release_error:
+                release_failed = type(release_error).__name__
+        raise PublishFailed(
+            "publish", type(error).__name__, release_failed=release_failed
+        ) from None
+    mark_failed = None
+    for each in held:
+        try:
+            claims.mark_published(
+                each, published.message_id,
+                published_as=None if each is claim else delivery_id,
+            )  # fmt: skip
+        except Exception as error:  # published: at-least-once is the contract
+            mark_failed = type(error).__name__
+    return Published(published.message_id, claim.taken_over, mark_failed)
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    delivery_id: str
+    call_id: str
+    state: str
+    claimed_at: datetime | None
+    lease: timedelta
+
+    @property
+    def published(self) -> bool:
+        return self.state == STATE_PUBLISHED
+
+    def live(self, now: datetime | None = None) -> bool:
+        """A claim whose lease has not run out: its request may still publish."""
+        if self.state != STATE_CLAIMED:
+            return False
+        if self.claimed_at is None:
+            return True
+        return self.claimed_at + self.lease > (now or datetime.now(UTC))
+
+
+IN_QUERY_LIMIT = 30  # Firestore's limit on the values of one "in" filter
+
+
+class DeliveryRecords:
+    """Reads delivery records by call (reconcile decides by state over all of a call's)."""
+
+    def __init__(
+        self, client: firestore.Client, collection: str, *, timeout: float = 10.0
+    ) -> None:
+        self._collection = client.collection(collection)
+        self._timeout = timeout
+
+    def of_calls(self, call_ids: Iterable[str]) -> dict[str, list[DeliveryRecord]]:
+        """Every record of each call, in one query per 30 calls."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        wanted = sorted(set(call_ids))
+        found: dict[str, list[DeliveryRecord]] = {call_id: [] for call_id in wanted}
+        for start in range(0, len(wanted), IN_QUERY_LIMIT):
+            chunk = wanted[start : start + IN_QUERY_LIMIT]
+            query = self._collection.where(filter=FieldFilter("callId", "in", chunk))
+            for snapshot in query.stream(timeout=self._timeout):
+                data = snapshot.to_dict() or {}
+                call_id = data.get("callId")
+                if call_id in found:
+                    found[call_id].append(
+                        DeliveryRecord(
+                            delivery_id=str(data.get("deliveryId") or snapshot.id),
+                            call_id=call_id,
+                            state=str(data.get("state") or ""),
+                            claimed_at=data.get("claimedAt"),
+                            lease=record_lease(data, timedelta(seconds=CLAIM_LEASE_SECONDS)),
+                        )
+                    )
+        return found

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TypeVar
 
 from google.cloud import firestore, storage
@@ -20,7 +21,12 @@ from handlers.reconcile import ReconcileDeps
 from ttma_relay.archive_store import ArchiveStore
 from ttma_relay.call_events import CallEventPublisher
 from ttma_relay.call_index import CallIndex
-from ttma_relay.delivery_claims import DeliveryClaims
+from ttma_relay.delivery_claims import (
+    LEASE_MARGIN_SECONDS,
+    DeliveryClaims,
+    DeliveryRecords,
+)
+from ttma_relay.reconcile_run import CALL_BUDGET_SECONDS, Checkpoint, Reconciler
 from ttma_relay.settings import (
     ArchiveSettings,
     GoogleSettings,
@@ -69,6 +75,7 @@ def ingest_deps() -> IngestDeps:
                 firestore_client(settings.google),
                 settings.deliveries_collection,
                 ttl_days=settings.delivery_ttl_days,
+                lease_seconds=settings.budget_seconds + LEASE_MARGIN_SECONDS,
             ),
             publisher=call_event_publisher(settings.google, settings.call_events_topic),
         )
@@ -98,15 +105,21 @@ def reconcile_deps() -> ReconcileDeps:
     def build() -> ReconcileDeps:
         settings = ReconcileSettings.from_env()
         firestore = firestore_client(settings.google)
-        return ReconcileDeps(
-            settings=settings,
+        collection = settings.deliveries_collection
+        reconciler = Reconciler(
             api=TtmaClient(settings.api_base_url, settings.api_key),
             claims=DeliveryClaims(
-                firestore, settings.deliveries_collection, ttl_days=settings.delivery_ttl_days
+                firestore,
+                collection,
+                ttl_days=settings.delivery_ttl_days,
+                lease_seconds=CALL_BUDGET_SECONDS + LEASE_MARGIN_SECONDS,
             ),
+            records=DeliveryRecords(firestore, collection),
             publisher=call_event_publisher(settings.google, settings.call_events_topic),
-            firestore=firestore,
+            checkpoint=Checkpoint(firestore, collection),
+            grace=timedelta(seconds=settings.grace_seconds),
         )
+        return ReconcileDeps(settings=settings, reconciler=reconciler)
 
     return _once("reconcile", build)
 

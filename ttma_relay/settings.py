@@ -19,6 +19,8 @@ DEFAULT_API_BASE_URL = "https://api.talktomyagent.io"
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # well below Pub/Sub's 10 MB message limit
 PUBSUB_MESSAGE_LIMIT_BYTES = 10_000_000
 MIN_SECRET_LENGTH = 32  # the vendor refuses shorter signing secrets
+DEFAULT_INGEST_BUDGET_SECONDS = 5
+DEFAULT_RECONCILE_GRACE_SECONDS = 900
 
 
 class SettingsError(ValueError):
@@ -41,6 +43,8 @@ ENV_API_KEY = "TTMA_API_KEY"
 ENV_API_BASE_URL = "TTMA_API_BASE_URL"
 ENV_RECORDING_WAIT_SECONDS = "RECORDING_WAIT_SECONDS"
 ENV_RECONCILE_LOOKBACK_HOURS = "RECONCILE_LOOKBACK_HOURS"
+ENV_RECONCILE_GRACE_SECONDS = "RECONCILE_GRACE_SECONDS"
+ENV_INGEST_BUDGET_SECONDS = "INGEST_BUDGET_SECONDS"
 
 ENV_NAMES: frozenset[str] = frozenset(
     value for key, value in dict(globals()).items() if key.startswith("ENV_") and key != "ENV_NAMES"
@@ -58,6 +62,7 @@ INGEST_ENV = frozenset(
         ENV_DELIVERIES_COLLECTION,
         ENV_DELIVERY_TTL_DAYS,
         ENV_MAX_BODY_BYTES,
+        ENV_INGEST_BUDGET_SECONDS,
     }
 )
 ARCHIVE_ENV = frozenset(
@@ -81,6 +86,7 @@ RECONCILE_ENV = frozenset(
         ENV_API_KEY,
         ENV_API_BASE_URL,
         ENV_RECONCILE_LOOKBACK_HOURS,
+        ENV_RECONCILE_GRACE_SECONDS,
     }
 )
 SECRET_ENV = frozenset({ENV_WEBHOOK_SECRET, ENV_WEBHOOK_SECRET_PREVIOUS, ENV_API_KEY})
@@ -144,6 +150,8 @@ class IngestSettings:
     deliveries_collection: str = "ttma_deliveries"
     delivery_ttl_days: int = 30
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # Firestore + publish for one request; past it: 503 and the claim released (docs/delivery.md).
+    budget_seconds: int = DEFAULT_INGEST_BUDGET_SECONDS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
@@ -163,6 +171,9 @@ class IngestSettings:
                 DEFAULT_MAX_BODY_BYTES,
                 minimum=1024,
                 maximum=PUBSUB_MESSAGE_LIMIT_BYTES - 64 * 1024,
+            ),
+            budget_seconds=_int(
+                env, ENV_INGEST_BUDGET_SECONDS, DEFAULT_INGEST_BUDGET_SECONDS, minimum=1, maximum=30
             ),
         )
 
@@ -200,6 +211,8 @@ class ReconcileSettings:
     deliveries_collection: str = "ttma_deliveries"
     delivery_ttl_days: int = 30
     lookback_hours: int = 24
+    # Calls that ended less than this long ago are left to the webhook (docs/delivery.md).
+    grace_seconds: int = DEFAULT_RECONCILE_GRACE_SECONDS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ReconcileSettings:
@@ -212,6 +225,13 @@ class ReconcileSettings:
             deliveries_collection=_optional(env, ENV_DELIVERIES_COLLECTION, "ttma_deliveries"),
             delivery_ttl_days=_int(env, ENV_DELIVERY_TTL_DAYS, 30, minimum=1, maximum=3650),
             lookback_hours=_int(env, ENV_RECONCILE_LOOKBACK_HOURS, 24, minimum=1, maximum=24 * 30),
+            grace_seconds=_int(
+                env,
+                ENV_RECONCILE_GRACE_SECONDS,
+                DEFAULT_RECONCILE_GRACE_SECONDS,
+                minimum=0,
+                maximum=24 * 3600,
+            ),
         )
 
 
