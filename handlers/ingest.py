@@ -36,6 +36,10 @@ EVENT_HEADER = "X-TTMA-Event"
 MAX_ID_LENGTH = 1024  # a Pub/Sub attribute value is at most 1024 bytes
 MAX_JSON_DEPTH = 64  # the vendor's payload nests 4 levels; deeper is refused, whatever the parser
 RETRY_AFTER_SECONDS = 5
+# A signed delivery of this event is verified like any other and answered 200 "self_test", but
+# never claimed nor published: ``ttma-relay doctor`` proves the URL, the secret and the function
+# without giving a consumer anything it could take for a call (docs/architecture.md).
+SELF_TEST_EVENT = "ttma-relay.self_test"
 READ_CHUNK_BYTES = 64 * 1024
 NOT_JSON = "body is not valid UTF-8 JSON"
 _SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads joins valid pairs: any left is unpaired
@@ -125,7 +129,10 @@ def _answer(request: flask.Request, deps: IngestDeps) -> flask.Response:
     try:
         delivery, key_id = _read_delivery(request, deps.settings)
         context.update(deliveryId=delivery.delivery_id, callId=delivery.call_id, keyId=key_id)
-        status, body = _publish_once(delivery, deps, context)
+        if delivery.event == SELF_TEST_EVENT:
+            status, body = 200, {"status": "self_test", "deliveryId": delivery.delivery_id}
+        else:
+            status, body = _publish_once(delivery, deps, context)
     except IngestError as error:
         if error.cause is not None:
             context["cause"] = error.cause

@@ -553,3 +553,15 @@ def test_response_bodies_are_json_and_never_echo_the_payload(client):
     text = response.get_data(as_text=True)
     assert "Bobby" not in text and "+1647" not in text
     assert json.loads(text)["status"] == "invalid_signature"
+
+
+def test_a_signed_self_test_is_answered_200_and_never_claimed_nor_published(client, messages):
+    envelope = {"event": ingest_handler.SELF_TEST_EVENT, "deliveryId": "self-test:doctor-1",
+                "timestamp": "2026-12-01T00:00:00.000Z", "data": {"id": "self-test"}}  # fmt: skip
+    response = post(client, envelope)
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "self_test", "deliveryId": "self-test:doctor-1"}
+    assert deps.ingest_deps().claims.state_of("self-test:doctor-1") is None
+    assert messages(0.3) == []
+    tampered = post(client, envelope, secret="a-wrong-secret-of-at-least-32-characters")
+    assert tampered.status_code == 401
