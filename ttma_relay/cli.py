@@ -16,6 +16,7 @@ import click
 import httpx
 
 import verify
+from ttma_relay.cli_backfill import backfill_command
 from ttma_relay.cli_calls import call_command, calls_command
 from ttma_relay.cli_common import (
     EXIT_REFUSED,
@@ -119,6 +120,7 @@ main.add_command(configure_webhook)
 main.add_command(calls_command)
 main.add_command(call_command)
 main.add_command(tail_command)
+main.add_command(backfill_command)
 main.add_command(replay_command)
 
 

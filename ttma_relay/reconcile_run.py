@@ -179,9 +179,16 @@ class Reconciler:
         return report
 
     def run_window(
-        self, start: datetime, end: datetime, *, budget: Budget = Budget(), checkpoint: bool
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        budget: Budget = Budget(),
+        checkpoint: bool,
+        on_slice: Callable[[datetime, RunReport], None] | None = None,
     ) -> RunReport:
-        """Every call that started in ``(start, end]``, oldest slice first."""
+        """Every call that started in ``(start, end]``, oldest slice first; ``on_slice`` is
+        called with each finished slice's end (progress)."""
         started = time.monotonic()
         report = RunReport(window_start=start, window_end=end)
         horizon = self._clock() - self._grace
@@ -203,6 +210,8 @@ class Reconciler:
                 decided_until = slice_end
             else:
                 unbroken = False
+            if on_slice is not None:
+                on_slice(slice_end, report)
         if checkpoint and decided_until is not None:
             report.watermark = self._checkpoint.advance(decided_until)
         return report
