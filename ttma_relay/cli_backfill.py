@@ -74,7 +74,7 @@ def backfill_command(
         raise click.UsageError("--after must be before --before")
     check_emulator("PUBSUB_EMULATOR_HOST", "Pub/Sub")
     check_emulator("FIRESTORE_EMULATOR_HOST", "Firestore")
-    reconciler = _reconciler(project, database, topic, deliveries_collection, api_key,
+    reconciler = build_reconciler(project, database, topic, deliveries_collection, api_key,
                              api_base_url, grace_seconds)  # fmt: skip
     from ttma_relay.reconcile_run import Budget
 
@@ -102,7 +102,7 @@ def backfill_command(
              EXIT_REFUSED)  # fmt: skip
 
 
-def _reconciler(project: str, database: str, topic: str, collection: str, api_key: str,
+def build_reconciler(project: str, database: str, topic: str, collection: str, api_key: str,
                 base_url: str, grace_seconds: int) -> Any:  # fmt: skip
     from google.cloud import firestore
 
