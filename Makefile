@@ -49,6 +49,7 @@ deploy-proof: venv ## the zip Terraform deploys, on python312, with its env, end
 bench: venv ## benchmarks (print figures; not part of the test suite)
 	$(BIN)/python bench/ingest_latency.py
 	$(BIN)/python bench/archive_recording_bench.py
+	$(BIN)/python bench/reconcile_throughput.py
 
 fuzz: venv ## fuzz ingest at the HTTP edge, long (TTMA_FUZZ_EXAMPLES=100000); report in .devstack/
 	@mkdir -p .devstack
