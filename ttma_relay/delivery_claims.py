@@ -28,6 +28,7 @@ from google.cloud import firestore
 # budget (ingest: INGEST_BUDGET_SECONDS), so an older claim is one whose request died.
 LEASE_MARGIN_SECONDS = 5.0
 CLAIM_LEASE_SECONDS = 10.0  # ingest's default budget (5 s) + the margin
+MIN_MARK_SECONDS = 0.5
 STATE_CLAIMED = "claimed"
 STATE_PUBLISHED = "published"
 _SAFE_DOC_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,254}")
@@ -189,7 +190,12 @@ class DeliveryClaims:
         )
 
     def mark_published(
-        self, claim: Claim, message_id: str, *, published_as: str | None = None
+        self,
+        claim: Claim,
+        message_id: str,
+        *,
+        published_as: str | None = None,
+        timeout: float | None = None,
     ) -> None:
         """Record the publish. ``published_as``: the delivery id of the message that carried
         this delivery's call, when it is another one (reconcile taking over a dead claim)."""
@@ -203,7 +209,7 @@ class DeliveryClaims:
         claim.reference.update(
             fields,
             option=self._client.write_option(last_update_time=claim.update_time),
-            timeout=self._timeout,
+            timeout=self._timeout if timeout is None else timeout,
         )
 
     def state_of(self, delivery_id: str) -> dict[str, Any] | None:
@@ -280,10 +286,14 @@ def publish_once(
         ) from None
     mark_failed = None
     for each in held:
+        # Bounded by what is left of the budget (at least MIN_MARK_SECONDS): the message is on
+        # the topic, so the answer is 200 either way; a mark that fails is retaken by lease.
+        remaining = None if deadline is None else deadline - time.monotonic()
         try:
             claims.mark_published(
                 each, published.message_id,
                 published_as=None if each is claim else delivery_id,
+                timeout=None if remaining is None else max(MIN_MARK_SECONDS, remaining),
             )  # fmt: skip
         except Exception as error:  # published: at-least-once is the contract
             mark_failed = type(error).__name__
