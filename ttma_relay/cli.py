@@ -24,6 +24,7 @@ from ttma_relay.cli_common import (
     load_env_file,
     local_env_file,
 )
+from ttma_relay.cli_doctor import doctor_command
 from ttma_relay.cli_replay import replay_command
 from ttma_relay.cli_tail import tail_command
 from ttma_relay.cli_webhook import configure_webhook
@@ -122,6 +123,7 @@ main.add_command(call_command)
 main.add_command(tail_command)
 main.add_command(backfill_command)
 main.add_command(replay_command)
+main.add_command(doctor_command)
 
 
 if __name__ == "__main__":  # pragma: no cover
