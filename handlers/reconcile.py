@@ -53,11 +53,17 @@ def handle(request: flask.Request, deps: ReconcileDeps) -> flask.Response:
     except ValueError as error:
         return _json({"status": "bad_request", "error": str(error)}, 400)
     started = time.perf_counter()
-    report = deps.reconciler.scheduled_run(
-        lookback=timedelta(hours=lookback),
-        budget=Budget(seconds=seconds, max_calls=max_calls),
-        max_age=timedelta(days=deps.settings.delivery_ttl_days),
-    )
+    try:
+        report = deps.reconciler.scheduled_run(
+            lookback=timedelta(hours=lookback),
+            budget=Budget(seconds=seconds, max_calls=max_calls),
+            max_age=timedelta(days=deps.settings.delivery_ttl_days),
+        )
+    except Exception as error:  # the checkpoint could not be read or written: retry later
+        log_event("ERROR", "reconcile failed", outcome="incomplete", httpStatus=503,
+                  cause=type(error).__name__)  # fmt: skip
+        return _json({"status": "incomplete", "error": "checkpoint unavailable"}, 503,
+                     {"Retry-After": "60"})  # fmt: skip
     status = 200 if report.failed == 0 else 503
     log_event(
         "INFO" if status == 200 else "ERROR",

@@ -224,3 +224,26 @@ def test_bad_parameters_are_400_and_wrong_method_405(reconcile_client):
     assert reconcile_client.post("/?maxCalls=0").status_code == 400
     assert reconcile_client.post("/?budgetSeconds=100000").status_code == 400
     assert reconcile_client.delete("/").status_code == 405
+
+
+def test_firestore_failures_answer_503_never_500(
+    reconcile_client, sandbox, subscriber_client, topic_with_subscription, monkeypatch
+):
+    from google.api_core import exceptions as gexc
+
+    _, subscription = topic_with_subscription
+    sandbox.state.simulate_calls(2, seed=13, spacing_seconds=120)
+    reconciler = deps.reconcile_deps().reconciler
+
+    def down(*args, **kwargs):
+        raise gexc.ServiceUnavailable("firestore down")
+
+    monkeypatch.setattr(reconciler._records, "of_calls", down)
+    records_down = reconcile_client.post("/")
+    assert records_down.status_code == 503
+    assert records_down.get_json()["failed"] == 1 and records_down.get_json()["complete"] is False
+    monkeypatch.setattr(reconciler._checkpoint, "read", down)
+    checkpoint_down = reconcile_client.post("/")
+    assert checkpoint_down.status_code == 503
+    assert checkpoint_down.headers["Retry-After"] == "60"
+    assert pull_all(subscriber_client, subscription, settle=0.3) == []

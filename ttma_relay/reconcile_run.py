@@ -201,9 +201,10 @@ class Reconciler:
                 break
             try:
                 decided = self._run_slice(slice_start, slice_end, horizon, report)
-            except TtmaApiError as error:  # the API is failing: the next run starts here
+            except Exception as error:  # the API or Firestore is failing: the next run resumes
+                what = "listing calls" if isinstance(error, TtmaApiError) else "reading records"
                 report.failed += 1
-                report.failures.append(f"listing calls: {type(error).__name__}")
+                report.failures.append(f"{what}: {type(error).__name__}")
                 report.complete = False
                 break
             if unbroken and decided:
