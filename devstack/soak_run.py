@@ -35,6 +35,11 @@ except ImportError:  # pragma: no cover
     LEASE_SECONDS = 30.0
 
 
+# Cloud Scheduler's attempt_deadline for reconcile (terraform/scheduler.tf): a run ends by its
+# own budget (400 s) first, so the scheduler never starts a second one beside it.
+SCHEDULER_ATTEMPT_DEADLINE = 540.0
+
+
 @dataclass
 class SoakContext:
     endpoints: dict[str, str]
@@ -72,7 +77,7 @@ class SoakContext:
         for attempt in range(1, tries + 1):
             started = self.faults.now()
             try:
-                response = httpx.post(url, timeout=180)
+                response = httpx.post(url, timeout=SCHEDULER_ATTEMPT_DEADLINE)
                 text = f"{response.status_code} {response.text.strip()}"
                 ok = response.status_code == 200
             except httpx.HTTPError as error:

@@ -247,3 +247,60 @@ def test_firestore_failures_answer_503_never_500(
     assert checkpoint_down.status_code == 503
     assert checkpoint_down.headers["Retry-After"] == "60"
     assert pull_all(subscriber_client, subscription, settle=0.3) == []
+
+
+def test_marking_published_writes_the_call_marker_in_the_same_commit(claims, firestore_client):
+    """The marker and the record change together: a stale claim (another request retook it)
+    writes neither, so a marker always means a publish the record also shows."""
+    from google.api_core import exceptions as gexc
+
+    from ttma_relay.delivery_claims import DeliveryRecords, call_marker_id
+
+    collection = firestore_client.collection(claims._collection)
+    records = DeliveryRecords(firestore_client, claims._collection)
+    fresh = claims.claim("webhook-marker-ok", "call-marker-ok")
+    assert records.published_calls(["call-marker-ok"]) == set()
+    claims.mark_published(fresh, "message-ok")
+    marker = collection.document(call_marker_id("call-marker-ok")).get().to_dict()
+    assert marker["state"] == "published" and marker["messageId"] == "message-ok"
+    assert marker["deliveryId"] == "webhook-marker-ok" and "callId" not in marker
+    assert marker["expireAt"] > marker["publishedAt"]  # the deliveries' TTL field
+    assert records.published_calls(["call-marker-ok", "call-unknown"]) == {"call-marker-ok"}
+    assert records.of_calls(["call-marker-ok"])["call-marker-ok"][0].published  # no marker in it
+
+    stale = claims.claim("webhook-marker-stale", "call-marker-stale")
+    time.sleep(1.1)  # the 1 s lease runs out; another request takes the claim over
+    claims.claim("webhook-marker-stale", "call-marker-stale")
+    with pytest.raises(gexc.FailedPrecondition):
+        claims.mark_published(stale, "message-stale")
+    assert not collection.document(call_marker_id("call-marker-stale")).get().exists
+    assert records.published_calls(["call-marker-stale"]) == set()
+
+
+def test_calls_with_a_marker_or_too_recent_are_decided_without_a_records_query(
+    reconcile_client, sandbox, claims, subscriber_client, topic_with_subscription, monkeypatch
+):
+    """Only calls old enough to publish and not marked published cost a query by callId (on
+    the emulator such a query scans the whole collection)."""
+    _, subscription = topic_with_subscription
+    calls = sandbox.state.simulate_calls(4, seed=21, spacing_seconds=120)
+    recent = sandbox.state.simulate_call()  # ended just now: inside the 30 s grace
+    for call in calls[:3]:
+        claims.mark_published(claims.claim(f"webhook-{call['id']}", call["id"]), "m")
+    reconciler = deps.reconcile_deps().reconciler
+    queried: list[list[str]] = []
+    of_calls = reconciler._records.of_calls
+
+    def counting(call_ids):
+        queried.append(sorted(call_ids))
+        return of_calls(call_ids)
+
+    monkeypatch.setattr(reconciler._records, "of_calls", counting)
+    body = reconcile_client.post("/").get_json()
+    assert (body["alreadyDelivered"], body["published"], body["tooRecent"]) == (3, 1, 1)
+    assert queried == [[calls[3]["id"]]]  # neither the marked calls nor the recent one
+    assert recent["id"] not in {m.attributes["callId"] for m in pull_all(
+        subscriber_client, subscription)}  # fmt: skip
+    queried.clear()
+    again = reconcile_client.post("/").get_json()  # reconcile's own publish left a marker too
+    assert again["published"] == 0 and again["alreadyDelivered"] == 4 and queried == []

@@ -2,9 +2,11 @@
 publish each once. Used by the ``reconcile`` function (a scheduled run from the checkpoint) and
 by ``ttma-relay backfill`` (an explicit window; the checkpoint is left alone).
 
-Per call, its delivery records decide (``delivery_claims``), read in one query per 30 calls:
+Per call, its delivery records decide (``delivery_claims``). The calls a page lists are first
+looked up by their published markers (by document id, one read per 300 calls); only the others
+that ended before the grace horizon have their records read, one query per 30 calls:
 
-- a ``published`` record: delivered;
+- a published marker or ``published`` record: delivered;
 - a live claim: in flight (its request may still publish), left to a later run;
 - only expired claims: the request that made them died (killed, out of memory, a ``create``
   that timed out but committed). One is taken over and published together with ours;
@@ -16,7 +18,8 @@ A call that ended less than ``grace`` ago is left alone: its webhook may still b
 The window is cut into slices, oldest first. The checkpoint (``watermark``) advances to the end
 of the last slice of an unbroken run of fully decided ones; the next run lists from it, minus
 ``OVERLAP`` for calls that were still going on (the list filters on ``startedAt``). A run stops
-at its time or size budget and the next one resumes from the checkpoint.
+at its time or size budget (checked before each page and each call it publishes) and the next
+one resumes from the checkpoint.
 """
 
 from __future__ import annotations
@@ -134,8 +137,8 @@ class Checkpoint:
 
 @dataclass(frozen=True)
 class Budget:
-    """When a run stops (between slices): its time, or how many calls it published (or failed
-    to); listing and looking up delivered calls is cheap and not counted."""
+    """When a run stops (checked before each page and each call): its time, or how many calls
+    it published (or failed to); listing and looking up delivered calls are not counted."""
 
     seconds: float = RUN_BUDGET_SECONDS
     max_calls: int = RUN_MAX_CALLS
@@ -194,13 +197,17 @@ class Reconciler:
         horizon = self._clock() - self._grace
         decided_until: datetime | None = None
         unbroken = True
-        for slice_start, slice_end in _slices(start, end):
+
+        def out_of_budget() -> bool:
             spent = report.published + report.failed  # what costs: a fetch and a publish each
-            if time.monotonic() - started > budget.seconds or spent >= budget.max_calls:
+            return time.monotonic() - started > budget.seconds or spent >= budget.max_calls
+
+        for slice_start, slice_end in _slices(start, end):
+            if out_of_budget():
                 report.complete = False
                 break
             try:
-                decided = self._run_slice(slice_start, slice_end, horizon, report)
+                decided = self._run_slice(slice_start, slice_end, horizon, report, out_of_budget)
             except Exception as error:  # the API or Firestore is failing: the next run resumes
                 what = "listing calls" if isinstance(error, TtmaApiError) else "reading records"
                 report.failed += 1
@@ -218,15 +225,32 @@ class Reconciler:
         return report
 
     def _run_slice(
-        self, start: datetime, end: datetime, horizon: datetime, report: RunReport
+        self,
+        start: datetime,
+        end: datetime,
+        horizon: datetime,
+        report: RunReport,
+        out_of_budget: Callable[[], bool],
     ) -> bool:
-        """Decide every call of one slice; True when none is left undecided."""
+        """Decide every call of one slice; True when none is left undecided (False too when
+        the budget ran out before its last page)."""
         decided = True
         for page in _pages(self._api.list_calls(after=start, before=end + _ONE_MS, limit=PAGE)):
+            if out_of_budget():
+                report.complete = False
+                return False
             report.listed += len(page)
             ids = [c["id"] for c in page if isinstance(c.get("id"), str) and c["id"]]
-            records = self._records.of_calls(ids)
-            for call in page:
+            published = self._records.published_calls(ids)  # by id: cheap
+            report.delivered += sum(1 for call_id in ids if call_id in published)
+            left = [c for c in page if c.get("id") not in published]
+            # Only the calls old enough to publish need their records (a query per 30 calls).
+            due = [c["id"] for c in left if c.get("id") in ids and not _too_recent(c, horizon)]
+            records = self._records.of_calls(due) if due else {}
+            for call in left:
+                if out_of_budget():  # a page can hold 100 calls to fetch and publish
+                    report.complete = False
+                    return False
                 decided &= self._decide(call, records.get(call.get("id"), []), horizon, report)
         return decided
 
@@ -243,10 +267,9 @@ class Reconciler:
             report.failures.append("a listed call has no id")
             return False
         if any(record.published for record in records):
-            report.delivered += 1
+            report.delivered += 1  # a record from before the call markers
             return True
-        ended = parse_timestamp(call.get("endedAt")) or parse_timestamp(call.get("startedAt"))
-        if ended is None or ended > horizon:
+        if _too_recent(call, horizon):
             report.too_recent += 1  # its webhook may still come
             return False
         if any(record.live() for record in records):
@@ -266,9 +289,7 @@ class Reconciler:
             if record.delivery_id == reconcile_delivery_id(call_id):
                 continue
             try:
-                taken.append(
-                    self._claims.claim(record.delivery_id, call_id, deadline=deadline)
-                )
+                taken.append(self._claims.claim(record.delivery_id, call_id, deadline=deadline))
             except AlreadyPublished:
                 self._release(taken)
                 report.delivered += 1
@@ -314,6 +335,11 @@ class Reconciler:
         for claim in claims:
             with contextlib.suppress(Exception):  # else it expires by lease
                 self._claims.release(claim)
+
+
+def _too_recent(call: Mapping[str, Any], horizon: datetime) -> bool:
+    ended = parse_timestamp(call.get("endedAt")) or parse_timestamp(call.get("startedAt"))
+    return ended is None or ended > horizon
 
 
 def _slices(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
