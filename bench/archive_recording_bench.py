@@ -65,11 +65,11 @@ class Copier:
     def __init__(self, mode: str, chunk_size: int, env: dict[str, str]) -> None:
         from google.cloud import firestore, storage
 
-        from handlers.archive_deps import ArchiveDeps
-        from ttma_relay.archive_store import ArchiveStore
-        from ttma_relay.call_index import CallIndex
+        from handlers.subscriber import ArchiveDeps
+        from ttma_relay.adapters.archive_store import ArchiveStore
+        from ttma_relay.adapters.call_index import CallIndex
+        from ttma_relay.adapters.ttma_api import TtmaClient
         from ttma_relay.settings import ArchiveSettings, GoogleSettings
-        from ttma_relay.ttma_api import TtmaClient
 
         self.mode = mode
         self.chunk_size = chunk_size
@@ -101,8 +101,8 @@ class Copier:
 
     def _copy(self, call: dict[str, Any]) -> Any:
         from handlers import archive_recording
-        from ttma_relay.call_events import message_attributes
-        from ttma_relay.call_keys import object_prefix
+        from ttma_relay.contract.call_keys import object_prefix
+        from ttma_relay.contract.messages import message_attributes
 
         envelope = {
             "event": "call.ended",
@@ -118,9 +118,10 @@ class Copier:
         signed = self.api.get_recording_url(call["id"])
         blob = self.bucket.blob(name)
         if self.mode == "stream":
-            with self.api.stream_recording(signed) as stream, blob.open(
-                "wb", chunk_size=self.chunk_size, content_type="audio/mpeg"
-            ) as writer:
+            with (
+                self.api.stream_recording(signed) as stream,
+                blob.open("wb", chunk_size=self.chunk_size, content_type="audio/mpeg") as writer,
+            ):
                 for chunk in stream:
                     writer.write(chunk)
         else:

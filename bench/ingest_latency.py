@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import verify
 from devstack.emulators import build_emulators
 from devstack.functions import start_function
-from ttma_relay.sample_delivery import sample_delivery
+from ttma_relay.contract.sample_delivery import sample_delivery
 
 SECRET = "bench_" + "s" * 40
 WARMUP_REQUESTS = int(os.environ.get("BENCH_WARMUP", "500"))

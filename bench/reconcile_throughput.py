@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from devstack.emulators import build_emulators
 from devstack.sandbox.server import start_sandbox
-from ttma_relay.cli_backfill import build_reconciler
-from ttma_relay.reconcile_run import Budget
+from ttma_relay.cli.backfill import build_reconciler
+from ttma_relay.reconcile import Budget
 
 PROJECT = "ttma-bench"
 

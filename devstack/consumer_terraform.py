@@ -118,9 +118,7 @@ def derive() -> dict[str, Any]:
 
     expression = _object(resource_block())
     consumers = {SAMPLE["consumer"]: {"push_endpoint": SAMPLE["push_endpoint"]}}
-    subscription = evaluate(
-        expression, {"project_id": SAMPLE["project"], "consumers": consumers}
-    )
+    subscription = evaluate(expression, {"project_id": SAMPLE["project"], "consumers": consumers})
     return {
         "generated_by": "python -m devstack.consumer_terraform --write (do not edit)",
         "source": "terraform/pubsub.tf google_pubsub_subscription.consumer_push, evaluated by "

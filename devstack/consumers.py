@@ -133,8 +133,7 @@ def subscription_request(
     dead_letter = dict(resource.pop("dead_letter_policy"))
     request["dead_letter_policy"] = {
         "dead_letter_topic": f"projects/{project}/topics/{dead_letter_topic}",
-        "max_delivery_attempts": max_delivery_attempts
-        or int(dead_letter["max_delivery_attempts"]),
+        "max_delivery_attempts": max_delivery_attempts or int(dead_letter["max_delivery_attempts"]),
     }
     retry = resource.pop("retry_policy", None)
     if retry and retry_policy:

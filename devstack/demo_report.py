@@ -136,8 +136,9 @@ def totals(report: DemoReport) -> list[str]:
         + ("" if report.complete else "  (TIMED OUT: some calls are not settled, see the logs)"),
         "transcripts: " + _counts(transcripts),
         "recordings:  " + _counts(recordings),
-        "webhook attempts by answer: " + _counts(answers)
-        + f"  (410: {report.statuses_410}; duplicates are answered 200 \"duplicate\")",
+        "webhook attempts by answer: "
+        + _counts(answers)
+        + f'  (410: {report.statuses_410}; duplicates are answered 200 "duplicate")',
         f"objects in gs://{report.bucket}: {sum(len(o.objects) for o in outcomes)}",
     ]
     if report.dead_letters:

@@ -17,14 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.emulators import HOST, EmulatorError, free_port, port_is_free, stop_process_group
+from ttma_relay.functions import FUNCTIONS as FUNCTION_TABLE
 
 ROOT = Path(__file__).resolve().parent.parent
-SIGNATURE_TYPES = {
-    "ingest": "http",
-    "reconcile": "http",
-    "archive_transcript": "cloudevent",
-    "archive_recording": "cloudevent",
-}
+SIGNATURE_TYPES = {spec.name: spec.signature_type for spec in FUNCTION_TABLE}
 
 
 @dataclass
@@ -121,9 +117,9 @@ def start_function(
 
 
 @contextlib.contextmanager
-def serving(target: str, env: Mapping[str, str], log_path: Path, **options: int | None) -> Iterator[
-    ServedFunction
-]:
+def serving(
+    target: str, env: Mapping[str, str], log_path: Path, **options: int | None
+) -> Iterator[ServedFunction]:
     served = start_function(target, env, log_path, **options)
     try:
         yield served

@@ -52,24 +52,50 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m devstack.soak", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack.soak",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--calls", type=int, default=60, help="how many calls (default 60)")
     parser.add_argument("--seed", type=int, default=1, help="plan seed (default 1)")
-    parser.add_argument("--timeout", type=float, default=600.0,
-                        help="seconds for the whole soak after the stack is up (default 600)")
-    parser.add_argument("--quiet", type=float, default=20.0,
-                        help="stop settling after this long without progress (default 20)")
-    parser.add_argument("--reconcile-interval", type=float, default=15.0,
-                        help="reconcile every N s during the load, as a scheduler (0: never)")
-    parser.add_argument("--reconcile-grace", default="60", metavar="SECONDS|stack",
-                        help="serve the soak's own reconcile with RECONCILE_GRACE_SECONDS=N "
-                        "(default 60; deployed 900), or 'stack': use the stack's reconcile")
-    parser.add_argument("--use-running", action="store_true",
-                        help="use the stack of --state-dir instead of starting one")
-    parser.add_argument("--state-dir", type=Path, default=None,
-                        help="with --use-running: its state dir (default .devstack); else "
-                        "where the soak's own stack lives (default .devstack/soak)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds for the whole soak after the stack is up (default 600)",
+    )
+    parser.add_argument(
+        "--quiet",
+        type=float,
+        default=20.0,
+        help="stop settling after this long without progress (default 20)",
+    )
+    parser.add_argument(
+        "--reconcile-interval",
+        type=float,
+        default=15.0,
+        help="reconcile every N s during the load, as a scheduler (0: never)",
+    )
+    parser.add_argument(
+        "--reconcile-grace",
+        default="60",
+        metavar="SECONDS|stack",
+        help="serve the soak's own reconcile with RECONCILE_GRACE_SECONDS=N "
+        "(default 60; deployed 900), or 'stack': use the stack's reconcile",
+    )
+    parser.add_argument(
+        "--use-running",
+        action="store_true",
+        help="use the stack of --state-dir instead of starting one",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="with --use-running: its state dir (default .devstack); else "
+        "where the soak's own stack lives (default .devstack/soak)",
+    )
     return parser  # fmt: skip
 
 

@@ -123,7 +123,9 @@ class SoakFaults:
         took = self.now() - started
         outcome = (
             f"new worker pid {respawned[0]} answering after {took:.1f} s (gunicorn's master "
-            "respawned it)" if respawned else "NO new worker within 15 s"
+            "respawned it)"
+            if respawned
+            else "NO new worker within 15 s"
         )
         claims = f"{held} unpublished claims in Firestore at the kill; " if held >= 0 else ""
         return self._record(FaultRecord(

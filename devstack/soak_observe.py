@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from devstack.soak_report import StoredObject, TopicEvent
-from ttma_relay.call_keys import call_key
+from ttma_relay.contract.call_keys import call_key
 
 DELIVERIES_COLLECTION = "ttma_deliveries"
 
@@ -139,7 +139,7 @@ def claimed_count(db: Any, call_ids: Iterable[str]) -> int:
 
 def vendor_recordings(base_url: str, api_key: str) -> dict[str, bool]:
     """callId → recordingAvailable, as the vendor's list API says now."""
-    from ttma_relay.ttma_api import TtmaClient
+    from ttma_relay.adapters.ttma_api import TtmaClient
 
     after = datetime.now(UTC) - timedelta(hours=6)
     with TtmaClient(base_url, api_key) as api:

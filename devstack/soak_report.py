@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ttma_relay.call_keys import call_key
+from ttma_relay.contract.call_keys import call_key
 
 FINAL = {"transcriptStatus": {"archived", "not_shipped", "unavailable"},
          "recordingStatus": {"archived", "unavailable"}}  # fmt: skip

@@ -30,7 +30,7 @@ from devstack.soak_plan import SoakCall, SoakPlan
 from devstack.soak_report import is_settled
 
 try:  # the lease ingest gives a claim; another engineer may change or rename it
-    from ttma_relay.delivery_claims import CLAIM_LEASE_SECONDS as LEASE_SECONDS
+    from ttma_relay.adapters.deliveries import CLAIM_LEASE_SECONDS as LEASE_SECONDS
 except ImportError:  # pragma: no cover
     LEASE_SECONDS = 30.0
 
@@ -108,6 +108,7 @@ def _load(ctx: SoakContext) -> None:
             except BaseException as error:  # reported by the main thread
                 errors.append(error)
                 stop.set()
+
         return run
 
     def place_all() -> None:
@@ -235,8 +236,10 @@ def run_phases(ctx: SoakContext) -> None:
     grace_end = ctx.last_placed + ctx.grace
     wait = max(lease_end, grace_end) + 2.0 - ctx.faults.now()
     if wait > 0:
-        ctx.say(f"waiting {wait:.0f} s for the claim lease ({LEASE_SECONDS:.0f} s after the last "
-                f"kill) and reconcile's grace ({ctx.grace:.0f} s after the last call) ...")
+        ctx.say(
+            f"waiting {wait:.0f} s for the claim lease ({LEASE_SECONDS:.0f} s after the last "
+            f"kill) and reconcile's grace ({ctx.grace:.0f} s after the last call) ..."
+        )
         time.sleep(wait)
     ctx.reconcile("after the claim lease and the grace", tries=5)
     mark = phase("reconcile", mark)

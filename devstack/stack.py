@@ -268,7 +268,7 @@ def summary(result: StackUp) -> str:
         f"Endpoints and dev secrets: {env_file}  (. {env_file})",
         f"Logs: {config.log_dir}/",
         "Try:  make demo                        # simulated calls, end to end, with a summary",
-        f"      . {env_file} && .venv/bin/ttma-relay send \"$INGEST_URL\"",
+        f'      . {env_file} && .venv/bin/ttma-relay send "$INGEST_URL"',
         "      .venv/bin/ttma-relay --local calls",
     ]
     return "\n".join(lines)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from devstack.consumers import Consumer
 from devstack.emulators import HOST, free_port, port_is_free
+from ttma_relay import functions as function_table
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = ROOT / ".devstack"
@@ -32,10 +33,12 @@ PORT_OFFSETS: dict[str, int] = {
     "storage": 7,
     "sandbox": 10,
 }
-FUNCTIONS = ("ingest", "archive_transcript", "archive_recording", "reconcile")
-SUBSCRIBERS = ("archive_transcript", "archive_recording")
+FUNCTIONS = function_table.NAMES
+SUBSCRIBERS = function_table.SUBSCRIBERS
 # As terraform/pubsub.tf: the push subscription's ack deadline is the push request timeout.
-ACK_DEADLINE_SECONDS = {"archive_transcript": 120, "archive_recording": 300}
+ACK_DEADLINE_SECONDS = {
+    name: function_table.BY_NAME[name].ack_deadline_seconds for name in SUBSCRIBERS
+}
 PORT_ENV_PREFIX = "TTMA_DEV_PORT_"
 PROJECT = "ttma-relay-local"
 TOPIC = "ttma-call-events"

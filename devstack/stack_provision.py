@@ -101,7 +101,7 @@ def create_bucket(config: StackConfig) -> None:
 
 def configure_sandbox_webhooks(config: StackConfig, api_key: str, secret: str) -> None:
     """Point every agent number's webhook at the local ingest (as an operator would)."""
-    from ttma_relay.ttma_api import TtmaClient
+    from ttma_relay.adapters.ttma_api import TtmaClient
 
     with TtmaClient(config.url("sandbox"), api_key, timeout=5.0, max_retries=2) as client:
         for number in config.agent_numbers:

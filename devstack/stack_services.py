@@ -61,9 +61,7 @@ def inherited_env(extra: Mapping[str, str]) -> dict[str, str]:
     return {**base, **extra, "PYTHONUNBUFFERED": "1"}
 
 
-def function_settings_env(
-    config: StackConfig, name: str, secrets: StackSecrets
-) -> dict[str, str]:
+def function_settings_env(config: StackConfig, name: str, secrets: StackSecrets) -> dict[str, str]:
     google = emulator_env(config)
     api = {
         "TTMA_API_KEY": secrets.sandbox_api_key,

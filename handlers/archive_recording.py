@@ -21,17 +21,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.archive_deps import ArchiveDeps, RetryLater, run_subscriber
-from ttma_relay.archive_store import ContentRejected, StoredObject, StoredObjectMismatch
-from ttma_relay.call_index import call_defaults, call_metadata
-from ttma_relay.call_keys import archive_date, object_prefix
-from ttma_relay.pubsub_event import CallEvent
-from ttma_relay.ttma_api import (
+from handlers.subscriber import ArchiveDeps, RetryLater, run_subscriber
+from ttma_relay.adapters.archive_store import ContentRejected, StoredObject, StoredObjectMismatch
+from ttma_relay.adapters.call_index import call_defaults, call_metadata
+from ttma_relay.adapters.ttma_api import (
     NotFoundError,
     RecordingUrlExpiredError,
     TransportError,
     TtmaApiError,
 )
+from ttma_relay.contract.call_event import CallEvent
+from ttma_relay.contract.call_keys import archive_date, object_prefix
 
 FUNCTION = "archive_recording"
 RECORDING_OBJECT = "recording.mp3"
@@ -120,9 +120,7 @@ def _download(
             _pending(deps, event, fields)
             raise
     _pending(deps, event, fields)
-    raise RetryLater(
-        "download_failed", f"no complete download in {MAX_DOWNLOAD_ATTEMPTS} attempts"
-    )
+    raise RetryLater("download_failed", f"no complete download in {MAX_DOWNLOAD_ATTEMPTS} attempts")
 
 
 def _not_available(

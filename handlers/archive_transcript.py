@@ -16,13 +16,13 @@ import json
 from datetime import datetime
 from typing import Any
 
-from handlers.archive_deps import ArchiveDeps, RetryLater, run_subscriber
-from ttma_relay.archive_store import StoredObject
-from ttma_relay.call_index import call_defaults, call_metadata
-from ttma_relay.call_keys import object_prefix
-from ttma_relay.pubsub_event import CallEvent
-from ttma_relay.transcript_turns import parse_turns, transcript_document
-from ttma_relay.ttma_api import NotFoundError, TtmaApiError
+from handlers.subscriber import ArchiveDeps, RetryLater, run_subscriber
+from ttma_relay.adapters.archive_store import StoredObject
+from ttma_relay.adapters.call_index import call_defaults, call_metadata
+from ttma_relay.adapters.ttma_api import NotFoundError, TtmaApiError
+from ttma_relay.contract.call_event import CallEvent
+from ttma_relay.contract.call_keys import object_prefix
+from ttma_relay.contract.transcript_turns import parse_turns, transcript_document
 
 FUNCTION = "archive_transcript"
 CALL_OBJECT = "call.json"

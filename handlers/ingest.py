@@ -19,14 +19,15 @@ from typing import Any
 import flask
 
 import verify
-from ttma_relay.call_events import CallEventPublisher, message_attributes
-from ttma_relay.delivery_claims import (
+from ttma_relay.adapters.deliveries import (
     AlreadyPublished,
     DeliveryClaims,
     DeliveryInFlight,
     PublishFailed,
     publish_once,
 )
+from ttma_relay.adapters.publisher import CallEventPublisher
+from ttma_relay.contract.messages import message_attributes
 from ttma_relay.logs import log_event, trace_from_header
 from ttma_relay.settings import IngestSettings
 
@@ -300,7 +301,7 @@ def _check_headers_agree(request: flask.Request, delivery: Delivery) -> None:
 def _publish_once(
     delivery: Delivery, deps: IngestDeps, context: dict[str, Any]
 ) -> tuple[int, dict[str, Any]]:
-    """The shared state machine (``delivery_claims.publish_once``) within the request budget:
+    """The shared state machine (``deliveries.publish_once``) within the request budget:
     past ``INGEST_BUDGET_SECONDS`` the answer is 503 and the claim is released, never a late
     200 (the sender may already have counted the attempt as failed)."""
     deadline = time.monotonic() + deps.settings.budget_seconds

@@ -1,6 +1,6 @@
 """The ``reconcile`` HTTP function: publish the calls the webhook never delivered.
 
-Cloud Scheduler calls it (OIDC) every few minutes. ``ttma_relay.reconcile_run`` does the work:
+Cloud Scheduler calls it (OIDC) every few minutes. ``ttma_relay.reconcile`` does the work:
 from its checkpoint, in slices, within a time and size budget, deciding each call by the state
 of its delivery records (published / in flight / a dead claim taken over / none), leaving calls
 that ended less than ``RECONCILE_GRACE_SECONDS`` ago to their webhook, publishing through the
@@ -24,7 +24,7 @@ from typing import Any
 import flask
 
 from ttma_relay.logs import log_event
-from ttma_relay.reconcile_run import (
+from ttma_relay.reconcile import (
     RUN_BUDGET_SECONDS,
     RUN_MAX_CALLS,
     Budget,
@@ -81,9 +81,7 @@ def handle(request: flask.Request, deps: ReconcileDeps) -> flask.Response:
                  headers)  # fmt: skip
 
 
-def _int_param(
-    request: flask.Request, name: str, default: int, minimum: int, maximum: int
-) -> int:
+def _int_param(request: flask.Request, name: str, default: int, minimum: int, maximum: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
@@ -92,8 +90,9 @@ def _int_param(
     return int(raw)
 
 
-def _json(body: Mapping[str, Any], status: int, headers: Mapping[str, str] | None = None
-          ) -> flask.Response:
+def _json(
+    body: Mapping[str, Any], status: int, headers: Mapping[str, str] | None = None
+) -> flask.Response:
     response = flask.Response(
         json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json"
     )

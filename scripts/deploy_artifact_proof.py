@@ -62,6 +62,7 @@ ARCHIVE_WALK_SRC = ROOT.parent / "shared" / "tools" / "archive-walk"
 STATE_DIR = ROOT / ".devstack" / "deploy-proof"
 RUNTIME = "python312"  # terraform/functions.tf build_config.runtime (checked below)
 RUNTIME_PACKAGES = ("verify", "handlers", "ttma_relay")
+NOT_DEPLOYED = ("ttma_relay/cli/",)  # the operator CLI: no function imports it
 
 # Terraform inputs. Names and values that differ from the code's defaults, so that a function
 # reading a setting under another name than Terraform sets would visibly use the wrong topic,
@@ -219,12 +220,14 @@ def archive_walk(
 
 
 def expected_files(source_dir: Path = ROOT) -> set[str]:
-    """main.py, requirements.txt and every .py file of the runtime packages."""
+    """main.py, requirements.txt and every .py file of the runtime packages but the CLI."""
     files = {"main.py", "requirements.txt"}
     for package in RUNTIME_PACKAGES:
         for path in (source_dir / package).rglob("*.py"):
             relative = path.relative_to(source_dir)
-            if not any(part == "__pycache__" or part.startswith(".") for part in relative.parts):
+            if any(part == "__pycache__" or part.startswith(".") for part in relative.parts):
+                continue
+            if not relative.as_posix().startswith(NOT_DEPLOYED):
                 files.add(relative.as_posix())
     return files
 
@@ -456,7 +459,7 @@ def check_archived(resources: Resources, call_id: str, sandbox: Any) -> dict[str
     """The call's index record settled as archived/archived, and its four objects in the bucket."""
     from google.cloud import firestore, storage
 
-    from ttma_relay.call_keys import call_key
+    from ttma_relay.contract.call_keys import call_key
 
     db = firestore.Client(project=resources.project, database=resources.firestore_database)
     document = db.collection(resources.calls_collection).document(call_key(call_id))
@@ -495,7 +498,7 @@ def drive(resources: Resources, urls: Mapping[str, str], sandbox_url: str, tap: 
     import httpx
     from google.cloud import firestore
 
-    from ttma_relay.delivery_claims import delivery_document_id
+    from ttma_relay.adapters.deliveries import delivery_document_id
 
     with httpx.Client(base_url=sandbox_url, timeout=30) as sandbox:
         call = sandbox.post("/_sandbox/calls", json={"deliver": True}).json()["data"][0]

@@ -41,7 +41,7 @@ def archive_env(
     emulators, sandbox, archive_bucket, calls_collection, monkeypatch
 ) -> Iterator[dict[str, str]]:
     """The archivers' environment (for ``create_app``), pointing at this test's resources."""
-    from ttma_relay import deps
+    from handlers import wiring
 
     env = {
         "GOOGLE_CLOUD_PROJECT": emulators["GOOGLE_CLOUD_PROJECT"],
@@ -53,9 +53,9 @@ def archive_env(
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    deps.reset()
+    wiring.reset()
     yield env
-    deps.reset()
+    wiring.reset()
 
 
 # ------------------------------------------------------------- storage with object events
@@ -119,10 +119,25 @@ def storage_events(
         "storage-events",
         port,
         [
-            str(fake_gcs_binary()), "-scheme", "http", "-backend", "memory", "-host", HOST,
-            "-port", str(port), "-external-url", f"http://{HOST}:{port}", "-log-level", "warn",
-            "-event.pubsub-project-id", project, "-event.pubsub-topic", topic.split("/")[-1],
-            "-event.list", "finalize,delete,archive,metadataUpdate",
+            str(fake_gcs_binary()),
+            "-scheme",
+            "http",
+            "-backend",
+            "memory",
+            "-host",
+            HOST,
+            "-port",
+            str(port),
+            "-external-url",
+            f"http://{HOST}:{port}",
+            "-log-level",
+            "warn",
+            "-event.pubsub-project-id",
+            project,
+            "-event.pubsub-topic",
+            topic.split("/")[-1],
+            "-event.list",
+            "finalize,delete,archive,metadataUpdate",
         ],
         health_path="/storage/v1/b",
     )

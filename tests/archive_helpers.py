@@ -2,7 +2,7 @@
 sandbox. The fixtures are in ``tests/archive_fixtures.py``.
 
 Messages are built the way ingest publishes them (``data`` = the envelope bytes, attributes
-from ``call_events.message_attributes``); pushes are the Pub/Sub push body, which
+from ``contract.messages.message_attributes``); pushes are the Pub/Sub push body, which
 functions-framework turns into a CloudEvent exactly as on Google Cloud.
 """
 
@@ -25,9 +25,9 @@ import httpx
 from cloudevents.http import CloudEvent
 
 from devstack.emulators import stop_process_group
-from ttma_relay.call_events import message_attributes
-from ttma_relay.call_keys import object_prefix
-from ttma_relay.pubsub_event import PUBSUB_EVENT_TYPE
+from ttma_relay.contract.call_event import PUBSUB_EVENT_TYPE
+from ttma_relay.contract.call_keys import object_prefix
+from ttma_relay.contract.messages import message_attributes
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPIC_SOURCE = "//pubsub.googleapis.com/projects/ttma-relay-test/topics/ttma-call-events"

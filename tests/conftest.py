@@ -19,7 +19,7 @@ from devstack.emulators import EmulatorError, build_emulators
 from tests import message_schema
 from tests.archive_fixtures import *  # noqa: F403 - storage_client, archive_bucket, ...
 from tests.sandbox_fixtures import *  # noqa: F403 - sandbox, sandbox_server, ttma_client, ...
-from ttma_relay.call_events import CallEventPublisher
+from ttma_relay.adapters.publisher import CallEventPublisher
 
 TEST_PROJECT = "ttma-relay-test"
 EMULATOR_VARS = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
@@ -30,9 +30,7 @@ def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
     if all(os.environ.get(name) for name in EMULATOR_VARS):
         project = os.environ.get("GOOGLE_CLOUD_PROJECT") or TEST_PROJECT
         os.environ["GOOGLE_CLOUD_PROJECT"] = project
-        yield {name: os.environ[name] for name in EMULATOR_VARS} | {
-            "GOOGLE_CLOUD_PROJECT": project
-        }
+        yield {name: os.environ[name] for name in EMULATOR_VARS} | {"GOOGLE_CLOUD_PROJECT": project}
         return
     try:
         started = build_emulators(TEST_PROJECT)

@@ -3,7 +3,7 @@
 ``validate_message(data, attributes)`` raises ``AssertionError`` naming each problem by its
 place and reason, never by the value (payloads carry PII): the data is not strict UTF-8 JSON,
 the data or the attributes do not validate, or an attribute disagrees with the data it is taken
-from (the rules of ``ttma_relay.call_events.message_attributes``, restated here on purpose so
+from (the rules of ``ttma_relay.contract.messages.message_attributes``, restated here on purpose so
 that a drift between the two is caught). The schemas are loaded once. Test-only: the deployed
 functions never load them.
 """
@@ -21,7 +21,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
-from ttma_relay.call_events import SCHEMA_VERSION
+from ttma_relay.contract.messages import SCHEMA_VERSION
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "docs" / "schema" / f"v{SCHEMA_VERSION}"
 DATA_SCHEMA_FILE = SCHEMA_DIR / "call-event.schema.json"
@@ -41,8 +41,9 @@ def load_schema(path: Path) -> dict[str, Any]:
 
 @functools.cache
 def _registry() -> Registry:
-    resources = [Resource.from_contents(load_schema(p)) for p in (DATA_SCHEMA_FILE,
-                                                                  ATTRIBUTES_SCHEMA_FILE)]
+    resources = [
+        Resource.from_contents(load_schema(p)) for p in (DATA_SCHEMA_FILE, ATTRIBUTES_SCHEMA_FILE)
+    ]
     return Registry().with_resources((r.contents["$id"], r) for r in resources)
 
 
@@ -88,7 +89,8 @@ def _raise(problems: list[str]) -> None:
         more = len(problems) - len(shown)
         raise AssertionError(
             f"call event does not match docs/schema/v{SCHEMA_VERSION}: "
-            + "; ".join(shown) + (f"; and {more} more" if more else "")
+            + "; ".join(shown)
+            + (f"; and {more} more" if more else "")
         )
 
 
@@ -163,8 +165,9 @@ def _reason(error: ValidationError) -> str:
         return f"does not match the pattern {expected!r}"
     if kind in ("anyOf", "oneOf"):
         reasons = dict.fromkeys(
-            "".join(f".{part}" for part in sub.relative_path).lstrip(".") + (
-                ": " if sub.relative_path else "") + _reason(sub)
+            "".join(f".{part}" for part in sub.relative_path).lstrip(".")
+            + (": " if sub.relative_path else "")
+            + _reason(sub)
             for sub in error.context or ()
         )
         return f"matches no alternative ({' | '.join(reasons)})"

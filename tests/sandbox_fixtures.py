@@ -14,7 +14,7 @@ import pytest
 
 from devstack.sandbox import SandboxHandle, start_sandbox
 from devstack.sandbox.webhook_receiver import WebhookReceiver, start_webhook_receiver
-from ttma_relay.ttma_api import TtmaClient
+from ttma_relay.adapters.ttma_api import TtmaClient
 
 __all__ = ["SANDBOX_TEST_OPTIONS", "sandbox", "sandbox_server", "ttma_client", "webhook_receiver"]
 

@@ -14,19 +14,19 @@ import pytest
 from requests.structures import CaseInsensitiveDict
 
 from handlers import archive_recording
-from handlers.archive_deps import ArchiveDeps, RetryLater
+from handlers.subscriber import ArchiveDeps, RetryLater
 from tests.archive_helpers import cloud_event, envelope_for, prefix_of, push_for
-from ttma_relay.archive_store import (
+from ttma_relay.adapters.archive_store import (
     ArchiveStore,
     ContentRejected,
     Expected,
     StoredObjectMismatch,
     VerifiedChunks,
 )
-from ttma_relay.call_index import CallIndex
-from ttma_relay.call_keys import call_key
+from ttma_relay.adapters.call_index import CallIndex
+from ttma_relay.adapters.ttma_api import TransportError, TtmaClient
+from ttma_relay.contract.call_keys import call_key
 from ttma_relay.settings import ArchiveSettings, GoogleSettings
-from ttma_relay.ttma_api import TransportError, TtmaClient
 
 pytestmark = pytest.mark.emulator
 CHUNK = 256 * 1024
@@ -75,7 +75,8 @@ class Requests:
 
     def final_chunks(self) -> list[CaseInsensitiveDict[str]]:
         return [
-            h for m, _, h in self.seen
+            h
+            for m, _, h in self.seen
             if m == "PUT" and not h.get("Content-Range", "/*").endswith("/*")
         ]
 
@@ -138,7 +139,8 @@ def test_a_bad_upload_is_never_finalized_and_nothing_is_deleted(
     assert all(sent.endswith("/*") for sent in requests_seen.chunk_ranges())
     if case == "fails_on_the_last_chunk":  # both full chunks went out, as "not final"
         assert requests_seen.chunk_ranges() == [
-            f"bytes 0-{CHUNK - 1}/*", f"bytes {CHUNK}-{2 * CHUNK - 1}/*",
+            f"bytes 0-{CHUNK - 1}/*",
+            f"bytes {CHUNK}-{2 * CHUNK - 1}/*",
         ]
     assert requests_seen.object_deletes() == []
     # The session was cancelled if one was started (a check failing on the first bytes
@@ -161,12 +163,17 @@ def test_full_chunks_are_sent_as_not_final_and_only_close_finalizes_with_the_crc
     store, events_bucket, requests_seen
 ):
     stored = store.stream_once(
-        NAME, pieces(GOOD), content_type="audio/mpeg", signature_check=MP3,
+        NAME,
+        pieces(GOOD),
+        content_type="audio/mpeg",
+        signature_check=MP3,
         expected=Expected(size=len(GOOD)),
     )
     crc = stored.crc32c
     assert requests_seen.chunk_ranges() == [
-        f"bytes 0-{CHUNK - 1}/*", f"bytes {CHUNK}-{2 * CHUNK - 1}/*", f"bytes */{2 * CHUNK}",
+        f"bytes 0-{CHUNK - 1}/*",
+        f"bytes {CHUNK}-{2 * CHUNK - 1}/*",
+        f"bytes */{2 * CHUNK}",
     ]
     (final,) = requests_seen.final_chunks()
     # Cloud Storage checks this against the bytes it received before it creates the object.
@@ -179,7 +186,10 @@ def test_full_chunks_are_sent_as_not_final_and_only_close_finalizes_with_the_crc
 def test_good_recordings_of_any_size_are_finalized_once(size, store, events_bucket, storage_events):
     data = mp3_bytes(size)
     stored = store.stream_once(
-        NAME, pieces(data), content_type="audio/mpeg", signature_check=MP3,
+        NAME,
+        pieces(data),
+        content_type="audio/mpeg",
+        signature_check=MP3,
         expected=Expected(size=size, md5=b64(hashlib.md5(data).digest())),  # noqa: S324
     )
     assert stored.created and stored.size == size

@@ -15,7 +15,7 @@ import functions_framework
 import pytest
 
 from handlers import archive_recording
-from handlers.archive_deps import ArchiveDeps, RetryLater
+from handlers.subscriber import ArchiveDeps, RetryLater
 from tests.archive_helpers import (
     cloud_event,
     encode,
@@ -28,12 +28,12 @@ from tests.archive_helpers import (
     sandbox_process,
 )
 from ttma_relay import logs
-from ttma_relay.archive_store import ArchiveStore, ContentRejected
-from ttma_relay.call_events import message_attributes
-from ttma_relay.call_index import CallIndex
-from ttma_relay.call_keys import call_key
+from ttma_relay.adapters.archive_store import ArchiveStore, ContentRejected
+from ttma_relay.adapters.call_index import CallIndex
+from ttma_relay.adapters.ttma_api import TtmaClient
+from ttma_relay.contract.call_keys import call_key
+from ttma_relay.contract.messages import message_attributes
 from ttma_relay.settings import ArchiveSettings, GoogleSettings
-from ttma_relay.ttma_api import TtmaClient
 
 pytestmark = pytest.mark.emulator
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,9 +133,10 @@ def test_the_same_message_three_times_downloads_and_writes_once(
     assert len(downloads(sandbox)) == 1 and len(url_requests(sandbox)) == 1
     assert reference.get().update_time == first.update_time
     assert reference.get().to_dict() == first.to_dict()
-    assert first.to_dict()["recordingArchivedAt"] == stored_recording(
-        archive_bucket, envelope
-    ).time_created
+    assert (
+        first.to_dict()["recordingArchivedAt"]
+        == stored_recording(archive_bucket, envelope).time_created
+    )
 
 
 def test_through_the_app_redelivery_and_poison(archive_env, sandbox, archive_bucket, index):
@@ -276,9 +277,7 @@ def test_an_api_outage_pends_and_raises(sandbox, make_deps, index):
     assert raised.value.reason == "api_error"
 
 
-def test_the_signed_url_never_reaches_logs_or_errors(
-    sandbox, make_deps, log_lines, capsys, caplog
-):
+def test_the_signed_url_never_reaches_logs_or_errors(sandbox, make_deps, log_lines, capsys, caplog):
     call = sandbox.state.simulate_call()
     sandbox.state.faults.add("GET /_recordings/*", status=403, count=10)
     signatures = []
@@ -323,7 +322,9 @@ def test_content_that_is_not_mp3_is_never_stored(archive_bucket):
     chunks = iter([b"<html><body>", b"error page</body></html>" * 50_000])
     with pytest.raises(ContentRejected):
         store.stream_once(
-            "x/recording.mp3", chunks, content_type="audio/mpeg",
+            "x/recording.mp3",
+            chunks,
+            content_type="audio/mpeg",
             signature_check=archive_recording.looks_like_mp3,
         )
     assert object_names(archive_bucket) == set()

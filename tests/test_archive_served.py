@@ -18,9 +18,9 @@ import pytest
 
 from devstack.functions import start_function
 from tests.archive_helpers import encode, envelope_for, object_names, prefix_of, wait_for
-from ttma_relay.call_events import message_attributes
-from ttma_relay.call_index import CallIndex
-from ttma_relay.call_keys import call_key
+from ttma_relay.adapters.call_index import CallIndex
+from ttma_relay.contract.call_keys import call_key
+from ttma_relay.contract.messages import message_attributes
 
 pytestmark = pytest.mark.emulator
 RECORDING_WAIT_SECONDS = 30

@@ -13,7 +13,7 @@ import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from handlers import archive_transcript
-from handlers.archive_deps import ArchiveDeps, RetryLater
+from handlers.subscriber import ArchiveDeps, RetryLater
 from tests.archive_helpers import (
     binary_headers,
     cloud_event,
@@ -26,12 +26,12 @@ from tests.archive_helpers import (
 )
 from tests.payloads import delivery
 from ttma_relay import logs
-from ttma_relay.archive_store import ArchiveStore
-from ttma_relay.call_events import message_attributes
-from ttma_relay.call_index import CallIndex
-from ttma_relay.call_keys import call_key
+from ttma_relay.adapters.archive_store import ArchiveStore
+from ttma_relay.adapters.call_index import CallIndex
+from ttma_relay.adapters.ttma_api import TtmaClient
+from ttma_relay.contract.call_keys import call_key
+from ttma_relay.contract.messages import message_attributes
 from ttma_relay.settings import ArchiveSettings, GoogleSettings
-from ttma_relay.ttma_api import TtmaClient
 
 pytestmark = pytest.mark.emulator
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,9 +174,7 @@ def test_a_message_without_the_transcript_is_completed_from_the_api(
     entry = index.get(call_key(call["id"]))
     assert entry["transcriptStatus"] == "archived"
     assert entry["agentNumber"] == call["calledNumber"]  # inbound: the agent was called
-    assert [r["path"] for r in sandbox.state.requests("/v1/")] == [
-        f"/v1/voice/calls/{call['id']}"
-    ]
+    assert [r["path"] for r in sandbox.state.requests("/v1/")] == [f"/v1/voice/calls/{call['id']}"]
 
 
 def test_a_call_the_api_does_not_know_is_recorded_unavailable(client, archive_bucket, index):
@@ -210,9 +208,7 @@ POISON = {
 
 
 @pytest.mark.parametrize("name", sorted(POISON))
-def test_poison_messages_are_acked_with_a_logged_reason(
-    client, archive_bucket, name, log_lines
-):
+def test_poison_messages_are_acked_with_a_logged_reason(client, archive_bucket, name, log_lines):
     assert push(client, POISON[name]) == 200
     assert object_names(archive_bucket) == set()
     [line] = [line for line in log_lines() if line.get("function") == "archive_transcript"]

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from ttma_relay.call_events import Source
-from ttma_relay.call_index import KNOWN_SOURCES, CallIndex, call_defaults, call_metadata
+from ttma_relay.adapters.call_index import KNOWN_SOURCES, CallIndex, call_defaults, call_metadata
+from ttma_relay.contract.messages import Source
 
 pytestmark = pytest.mark.emulator
 ENDED = datetime(2026, 5, 25, 14, 35, 12, tzinfo=UTC)

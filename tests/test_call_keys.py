@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ttma_relay.call_keys import (
+from ttma_relay.contract.call_keys import (
     MAX_CALL_KEY_BYTES,
     CallKeyError,
     call_id_from_key,

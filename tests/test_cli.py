@@ -25,7 +25,7 @@ from devstack.stack_services import StackSecrets
 from tests.stack_fixtures import *  # noqa: F403 - dev_stack
 from tests.stack_fixtures import RunningStack, stack_environment, wait_until
 from ttma_relay.cli import main
-from ttma_relay.ended_reasons import KNOWN_ENDED_REASONS
+from ttma_relay.contract.ended_reasons import KNOWN_ENDED_REASONS
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("ttma-relay")
 COMMANDS = ("send", "configure-webhook", "calls", "call", "tail")

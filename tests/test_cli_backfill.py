@@ -8,9 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from tests.pubsub_helpers import pull_all
+from ttma_relay.adapters.deliveries import CHECKPOINT_DOCUMENT, DeliveryClaims
 from ttma_relay.cli import main
-from ttma_relay.delivery_claims import DeliveryClaims
-from ttma_relay.reconcile_run import CHECKPOINT_DOCUMENT
 
 pytestmark = pytest.mark.emulator
 

@@ -20,7 +20,7 @@ from tests.stack_fixtures import *  # noqa: F403 - dev_stack
 from tests.stack_fixtures import RunningStack, stack_environment
 from tests.test_cli import ENV_NAMES
 from ttma_relay.cli import main
-from ttma_relay.cli_doctor_checks import CHECKPOINT_DOCUMENT, CHECKS, flip_one_hex_digit
+from ttma_relay.cli.doctor_checks import CHECKPOINT_DOCUMENT, CHECKS, flip_one_hex_digit
 
 ALL = [name for name, _ in CHECKS]
 TAP = "schema-tap-*"  # stack_fixtures' own pull subscription on the topic

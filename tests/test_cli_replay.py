@@ -22,9 +22,10 @@ from click.testing import CliRunner
 from devstack.consumer_receiver import ConsumerReceiver
 from devstack.emulators import free_port
 from tests.pubsub_helpers import pull_all
-from ttma_relay.call_events import CallEventPublisher, message_attributes, reconcile_envelope
+from ttma_relay.adapters.deliveries import DeliveryClaims
+from ttma_relay.adapters.publisher import CallEventPublisher
 from ttma_relay.cli import main
-from ttma_relay.delivery_claims import DeliveryClaims
+from ttma_relay.contract.messages import message_attributes, reconcile_envelope
 
 pytestmark = pytest.mark.emulator
 DATA = Path(__file__).resolve().parent / "data" / "call_ended.json"

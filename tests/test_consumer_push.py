@@ -31,12 +31,8 @@ from devstack.consumers import (
 )
 from devstack.stack_config import TOPIC, StackConfig
 from devstack.terraform_eval import TerraformEvalError
-from ttma_relay.call_events import (
-    ATTRIBUTE_NAMES,
-    CallEventPublisher,
-    message_attributes,
-    reconcile_envelope,
-)
+from ttma_relay.adapters.publisher import CallEventPublisher
+from ttma_relay.contract.messages import ATTRIBUTE_NAMES, message_attributes, reconcile_envelope
 
 pytestmark = pytest.mark.emulator
 DATA = Path(__file__).resolve().parent / "data" / "call_ended.json"
@@ -153,9 +149,10 @@ def test_terraform_shaped_push_delivers_json_body_and_attribute_headers(
         subscriber_client.create_subscription(request=request)
         created = subscriber_client.get_subscription(subscription=request["name"])
         assert created.push_config.no_wrapper.write_metadata is True
-        assert created.ack_deadline_seconds == terraform_settings["subscription"][
-            "ack_deadline_seconds"
-        ]
+        assert (
+            created.ack_deadline_seconds
+            == terraform_settings["subscription"]["ack_deadline_seconds"]
+        )
         publisher = CallEventPublisher(
             CallEventPublisher.low_latency_client(), publisher_client.topic_path(project, topic)
         )

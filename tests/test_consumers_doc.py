@@ -14,7 +14,7 @@ import hcl2
 import pytest
 import sqlglot
 
-from ttma_relay.call_events import ATTRIBUTE_NAMES
+from ttma_relay.contract.messages import ATTRIBUTE_NAMES
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "consumers.md"
 TEXT = DOC.read_text()

@@ -14,15 +14,15 @@ import pytest
 from google.api_core import exceptions as gexc
 
 from handlers import ingest as ingest_handler
+from handlers import wiring
 from tests.payloads import PREVIOUS_SECRET, SECRET, delivery, encode, signed_headers
 from tests.pubsub_helpers import pull_all
-from ttma_relay import deps
-from ttma_relay.call_events import ATTRIBUTE_NAMES
-from ttma_relay.delivery_claims import (
+from ttma_relay.adapters.deliveries import (
     LEASE_MARGIN_SECONDS,
     DeliveryClaims,
     delivery_document_id,
 )
+from ttma_relay.contract.messages import ATTRIBUTE_NAMES
 
 pytestmark = pytest.mark.emulator
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,9 +43,9 @@ def ingest_env(
     monkeypatch.delenv("TTMA_WEBHOOK_SECRET_PREVIOUS", raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    deps.reset()
+    wiring.reset()
     yield env
-    deps.reset()
+    wiring.reset()
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ def test_accepted_delivery_is_published_with_the_exact_bytes_and_contract_attrib
         "Content-Type": "application/json",
     }
     assert set(message.attributes) == set(ATTRIBUTE_NAMES)
-    state = deps.ingest_deps().claims.state_of(envelope["deliveryId"])
+    state = wiring.ingest_deps().claims.state_of(envelope["deliveryId"])
     assert state["state"] == "published"
     assert state["messageId"] == message.message_id
 
@@ -202,20 +202,24 @@ def with_delivery_id(raw_id: str) -> bytes:
 HOSTILE_BODIES = {
     "lone_surrogate_in_delivery_id": (with_delivery_id(r'"abc\ud800"'), "unpaired surrogate"),
     "lone_low_surrogate_in_call_id": (
-        encode(delivery()).replace(b'"id":"v3:', b'"id":"\\udc00v3:', 1), "unpaired surrogate"
+        encode(delivery()).replace(b'"id":"v3:', b'"id":"\\udc00v3:', 1),
+        "unpaired surrogate",
     ),
     "lone_surrogate_in_transcript": (  # json.dumps writes a lone surrogate as its escape
-        encode(delivery(transcript="[Agent] hi \ud83d")), "unpaired surrogate"
+        encode(delivery(transcript="[Agent] hi \ud83d")),
+        "unpaired surrogate",
     ),
     "lone_surrogate_in_a_key": (hostile(r'"\udfff":1'), "unpaired surrogate"),
     "integer_of_4301_digits": (hostile('"durationSeconds":' + "9" * 4301), "too many digits"),
     "integer_of_9000_digits_in_a_list": (hostile('"n":[1,' + "7" * 9000 + "]"), "too many digits"),
     "nesting_65_levels": (hostile('"deep":' + "[" * 64 + "]" * 64), "nested deeper than 64"),
     "nesting_past_the_recursion_limit": (
-        hostile('"deep":' + "[" * 20000 + "]" * 20000), "nested deeper than 64"
+        hostile('"deep":' + "[" * 20000 + "]" * 20000),
+        "nested deeper than 64",
     ),
     "duplicate_delivery_id": (
-        encode(delivery()).replace(b"{", b'{"deliveryId":"first",', 1), "duplicate key"
+        encode(delivery()).replace(b"{", b'{"deliveryId":"first",', 1),
+        "duplicate key",
     ),
     "duplicate_nested_key": (hostile('"status":"failed"'), "duplicate key"),
     "nan": (hostile('"durationSeconds":NaN'), "NaN is not JSON"),
@@ -224,8 +228,10 @@ HOSTILE_BODIES = {
     "utf16_with_bom": (json.dumps(delivery()).encode("utf-16"), "not UTF-8"),
     "utf16_little_endian_no_bom": (json.dumps(delivery()).encode("utf-16-le"), "syntax"),
     "utf32": (json.dumps(delivery()).encode("utf-32"), "not UTF-8"),
-    "encoded_surrogate_bytes": (hostile('"transcript":"x"').replace(b'"x"', b'"\xed\xa0\x80"'),
-                                "not UTF-8"),
+    "encoded_surrogate_bytes": (
+        hostile('"transcript":"x"').replace(b'"x"', b'"\xed\xa0\x80"'),
+        "not UTF-8",
+    ),
 }
 
 
@@ -315,14 +321,14 @@ def test_timestamps_just_inside_the_tolerance_are_accepted(client):
 def test_secret_rotation_accepts_previous_only_while_configured(ingest_env, monkeypatch):
     envelope = delivery()
     monkeypatch.setenv("TTMA_WEBHOOK_SECRET_PREVIOUS", PREVIOUS_SECRET)
-    deps.reset()
+    wiring.reset()
     app = functions_framework.create_app(target="ingest", source=str(ROOT / "main.py"))
     client = app.test_client()
     assert post(client, envelope, secret=PREVIOUS_SECRET).status_code == 200
     assert post(client, delivery(), secret=SECRET).status_code == 200
 
     monkeypatch.delenv("TTMA_WEBHOOK_SECRET_PREVIOUS")
-    deps.reset()
+    wiring.reset()
     response = post(client, delivery(), secret=PREVIOUS_SECRET)
     assert response.status_code == 401
 
@@ -332,7 +338,7 @@ def test_secret_rotation_accepts_previous_only_while_configured(ingest_env, monk
 
 def test_in_flight_duplicate_is_409_with_retry_after_never_2xx(client, messages):
     envelope = delivery()
-    claims = deps.ingest_deps().claims
+    claims = wiring.ingest_deps().claims
     claims.claim(envelope["deliveryId"], envelope["data"]["id"])  # another request holds it
 
     response = post(client, envelope)
@@ -343,7 +349,7 @@ def test_in_flight_duplicate_is_409_with_retry_after_never_2xx(client, messages)
 
 def test_expired_claim_is_taken_over_and_published(client, messages):
     envelope = delivery()
-    current = deps.ingest_deps()
+    current = wiring.ingest_deps()
     dead = DeliveryClaims(current.claims._client, current.claims._collection, lease_seconds=0.5)
     dead.claim(envelope["deliveryId"], envelope["data"]["id"])  # a request that died
     time.sleep(0.6)  # its lease (recorded in the claim) runs out
@@ -359,8 +365,8 @@ def test_expired_claim_is_taken_over_and_published(client, messages):
 def test_the_lease_is_the_budget_plus_a_margin_and_409_says_how_long(client, messages):
     """A claim left by a dead request blocks the sender's retries for ~10 s, not 30: with the
     sandbox's 1+2+4+8+16 s schedule the fourth retry (t=15 s) takes it over."""
-    settings = deps.ingest_deps().settings
-    claims = deps.ingest_deps().claims
+    settings = wiring.ingest_deps().settings
+    claims = wiring.ingest_deps().claims
     assert claims.lease_seconds == settings.budget_seconds + LEASE_MARGIN_SECONDS == 10
     envelope = delivery()
     claims.claim(envelope["deliveryId"], envelope["data"]["id"])
@@ -392,7 +398,7 @@ class Slow:
 def test_past_the_budget_ingest_answers_503_releases_the_claim_never_a_late_200(
     client, messages, monkeypatch
 ):
-    real = deps.ingest_deps()
+    real = wiring.ingest_deps()
     budget = replace(real.settings, budget_seconds=1)
     inject(monkeypatch, settings=budget, claims=Slow(real.claims, "claim", 1.2))
     envelope = delivery()
@@ -411,8 +417,15 @@ def test_past_the_budget_ingest_answers_503_releases_the_claim_never_a_late_200(
 class Faulty:
     """Delegates to a real object, but the first ``times`` calls of ``method`` fail."""
 
-    def __init__(self, real: Any, method: str, error: BaseException, *, times: int = 1,
-                 after_real_call: bool = False) -> None:
+    def __init__(
+        self,
+        real: Any,
+        method: str,
+        error: BaseException,
+        *,
+        times: int = 1,
+        after_real_call: bool = False,
+    ) -> None:
         self._real, self._method, self._error = real, method, error
         self._left, self._after = times, after_real_call
 
@@ -433,15 +446,16 @@ class Faulty:
 
 
 def inject(monkeypatch, **replacements: Any) -> Any:
-    real = deps.ingest_deps()
+    real = wiring.ingest_deps()
     faulty = replace(real, **replacements)
-    monkeypatch.setitem(deps._cache, "ingest", faulty)
+    monkeypatch.setitem(wiring._cache, "ingest", faulty)
     return real
 
 
-def test_firestore_create_failure_is_503_and_the_retry_publishes_once(client, messages,
-                                                                      monkeypatch):
-    real = deps.ingest_deps()
+def test_firestore_create_failure_is_503_and_the_retry_publishes_once(
+    client, messages, monkeypatch
+):
+    real = wiring.ingest_deps()
     inject(monkeypatch, claims=Faulty(real.claims, "claim", gexc.ServiceUnavailable("down")))
     envelope = delivery()
 
@@ -456,9 +470,10 @@ def test_firestore_create_failure_is_503_and_the_retry_publishes_once(client, me
     assert len(messages()) == 1
 
 
-def test_publish_failure_releases_the_claim_and_the_retry_publishes_once(client, messages,
-                                                                         monkeypatch):
-    real = deps.ingest_deps()
+def test_publish_failure_releases_the_claim_and_the_retry_publishes_once(
+    client, messages, monkeypatch
+):
+    real = wiring.ingest_deps()
     inject(monkeypatch, publisher=Faulty(real.publisher, "publish", gexc.NotFound("no topic")))
     envelope = delivery()
 
@@ -476,7 +491,7 @@ def test_publish_failure_releases_the_claim_and_the_retry_publishes_once(client,
 def test_publish_timeout_after_the_message_landed_is_503_and_retry_is_at_least_once(
     client, messages, monkeypatch
 ):
-    real = deps.ingest_deps()
+    real = wiring.ingest_deps()
     inject(
         monkeypatch,
         publisher=Faulty(real.publisher, "publish", FutureTimeout(), after_real_call=True),
@@ -491,9 +506,8 @@ def test_publish_timeout_after_the_message_landed_is_503_and_retry_is_at_least_o
     assert {m.attributes["deliveryId"] for m in published} == {envelope["deliveryId"]}
 
 
-def test_publish_and_release_both_failing_leave_a_claim_that_expires(client, messages,
-                                                                     monkeypatch):
-    real = deps.ingest_deps()
+def test_publish_and_release_both_failing_leave_a_claim_that_expires(client, messages, monkeypatch):
+    real = wiring.ingest_deps()
     short = DeliveryClaims(real.claims._client, real.claims._collection, lease_seconds=2.0)
     claims = Faulty(short, "release", gexc.ServiceUnavailable("down"))
     inject(
@@ -514,7 +528,7 @@ def test_publish_and_release_both_failing_leave_a_claim_that_expires(client, mes
 def test_mark_published_failure_still_answers_200_and_a_late_retry_republishes(
     client, messages, monkeypatch
 ):
-    real = deps.ingest_deps()
+    real = wiring.ingest_deps()
     short = DeliveryClaims(real.claims._client, real.claims._collection, lease_seconds=2.0)
     inject(monkeypatch, claims=Faulty(short, "mark_published", gexc.Aborted("contention")))
     envelope = delivery()
@@ -534,8 +548,10 @@ def test_mark_published_failure_still_answers_200_and_a_late_retry_republishes(
 
 def test_status_table_covers_every_error_and_never_410():
     errors = {
-        cls for cls in vars(ingest_handler).values()
-        if isinstance(cls, type) and issubclass(cls, ingest_handler.IngestError)
+        cls
+        for cls in vars(ingest_handler).values()
+        if isinstance(cls, type)
+        and issubclass(cls, ingest_handler.IngestError)
         and cls is not ingest_handler.IngestError
     }
     assert errors == set(ingest_handler.STATUS_BY_ERROR)
@@ -561,7 +577,7 @@ def test_a_signed_self_test_is_answered_200_and_never_claimed_nor_published(clie
     response = post(client, envelope)
     assert response.status_code == 200
     assert response.get_json() == {"status": "self_test", "deliveryId": "self-test:doctor-1"}
-    assert deps.ingest_deps().claims.state_of("self-test:doctor-1") is None
+    assert wiring.ingest_deps().claims.state_of("self-test:doctor-1") is None
     assert messages(0.3) == []
     tampered = post(client, envelope, secret="a-wrong-secret-of-at-least-32-characters")
     assert tampered.status_code == 401

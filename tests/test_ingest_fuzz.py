@@ -83,19 +83,32 @@ def one_in(n: int) -> st.SearchStrategy[bool]:
 
 safe_text = st.text(st.characters(codec="utf-8"), max_size=12)
 any_json = st.recursive(
-    st.none() | st.booleans() | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False) | safe_text,
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | safe_text,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(safe_text, inner, max_size=3),
     max_leaves=6,
 )
 header_text = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=80)
-delivery_ids = st.uuids().map(str) | st.text(st.characters(codec="utf-8"), min_size=1,
-                                                max_size=24)
+delivery_ids = st.uuids().map(str) | st.text(st.characters(codec="utf-8"), min_size=1, max_size=24)
 
 
-pass_through_fields = st.sets(pick(
-    "direction", "status", "endedReason", "endedAt", "recordingAvailable", "hasTranscript",
-    "durationSeconds", "task", "transcript"), max_size=3)
+pass_through_fields = st.sets(
+    pick(
+        "direction",
+        "status",
+        "endedReason",
+        "endedAt",
+        "recordingAvailable",
+        "hasTranscript",
+        "durationSeconds",
+        "task",
+        "transcript",
+    ),
+    max_size=3,
+)
 
 
 def id_ok(value: Any) -> bool:
@@ -143,10 +156,25 @@ def hostile_bodies(draw: st.DrawFn) -> tuple[bytes, bool, dict[str, Any] | None]
     envelope = draw(valid_envelopes())
     ascii_only = draw(st.booleans())
     ok = id_ok(envelope["deliveryId"])
-    kind = draw(pick(*[
-        "surrogate", "digits", "depth", "duplicate", "constant", "bom", "utf16", "truncated",
-        "trailing", "not_object", "required", "id_length", "invalid_utf8",
-    ]))
+    kind = draw(
+        pick(
+            *[
+                "surrogate",
+                "digits",
+                "depth",
+                "duplicate",
+                "constant",
+                "bom",
+                "utf16",
+                "truncated",
+                "trailing",
+                "not_object",
+                "required",
+                "id_length",
+                "invalid_utf8",
+            ]
+        )
+    )
     where = draw(pick(*RAW_DEPTH))
     if kind == "surrogate":  # an escape when ascii_only, else raw surrogate bytes (not UTF-8)
         lone = draw(pick("\ud800", "\udbff", "\udc00", "\udfff"))
@@ -169,11 +197,17 @@ def hostile_bodies(draw: st.DrawFn) -> tuple[bytes, bool, dict[str, Any] | None]
         return splice(envelope, where, raw, ascii_only), ok and digits <= 4300, envelope
     if kind == "depth":
         depth = draw(pick(*DEPTHS))
-        nest = ("[" * depth + "]" * depth) if draw(st.booleans()) else (
-            '{"a":' * (depth - 1) + "{}" + "}" * (depth - 1))
+        nest = (
+            ("[" * depth + "]" * depth)
+            if draw(st.booleans())
+            else ('{"a":' * (depth - 1) + "{}" + "}" * (depth - 1))
+        )
         total = RAW_DEPTH[where] + depth
-        return splice(envelope, where, f'"deep":{nest}', ascii_only), (
-            ok and total <= MAX_DEPTH), envelope
+        return (
+            splice(envelope, where, f'"deep":{nest}', ascii_only),
+            (ok and total <= MAX_DEPTH),
+            envelope,
+        )
     if kind == "duplicate":
         name = "deliveryId" if where == "top" else "status"
         if where == "facts":
@@ -196,11 +230,25 @@ def hostile_bodies(draw: st.DrawFn) -> tuple[bytes, bool, dict[str, Any] | None]
     if kind == "not_object":
         return draw(pick(*[b"[]", b'"s"', b"1", b"null", b"true", b"[{}]"])), False, None
     if kind == "required":
-        field, value = draw(pick(*[
-            ("deliveryId", 7), ("deliveryId", None), ("deliveryId", ""), ("deliveryId", " \t"),
-            ("deliveryId", ("x",)), ("event", 5), ("event", ("a",)), ("data", ()),
-            ("data", "x"), ("data", None), ("data.id", None), ("data.id", ""), ("data.id", 3),
-        ]))
+        field, value = draw(
+            pick(
+                *[
+                    ("deliveryId", 7),
+                    ("deliveryId", None),
+                    ("deliveryId", ""),
+                    ("deliveryId", " \t"),
+                    ("deliveryId", ("x",)),
+                    ("event", 5),
+                    ("event", ("a",)),
+                    ("data", ()),
+                    ("data", "x"),
+                    ("data", None),
+                    ("data.id", None),
+                    ("data.id", ""),
+                    ("data.id", 3),
+                ]
+            )
+        )
         if field == "data.id":
             envelope["data"]["id"] = value
         else:
@@ -245,10 +293,24 @@ def signature_headers(draw: st.DrawFn, body: bytes) -> tuple[str | None, bool]:
     def signed_at(timestamp: int) -> str:
         return verify.compute_signature(SECRET, body, timestamp)
 
-    kind = draw(pick(*[
-        *["valid"] * 8, "upper", "among_many", "wrong_secret", "stale", "future",
-        "tampered", "missing", "empty", "garbage", "duplicate_t", "spaces",
-    ]))
+    kind = draw(
+        pick(
+            *[
+                *["valid"] * 8,
+                "upper",
+                "among_many",
+                "wrong_secret",
+                "stale",
+                "future",
+                "tampered",
+                "missing",
+                "empty",
+                "garbage",
+                "duplicate_t",
+                "spaces",
+            ]
+        )
+    )
     return {
         "valid": (f"t={now},v1={digest}", True),
         "upper": (f"t={now},v1={digest.upper()}", True),
@@ -277,9 +339,14 @@ def header_safe(value: Any) -> bool:
 def cases(draw: st.DrawFn) -> Case:
     method = draw(pick(*["POST"] * 25 + ["GET", "PUT", "DELETE", "PATCH", "OPTIONS"]))
     path = draw(pick(*["/"] * 20 + ["/anything", "/?q=1", "//x", "/robots.txt"]))
-    framing_kind = draw(pick(*
-        ["length"] * 6 + ["chunked"] * 3 + ["bad_chunked"] * 2
-        + ["short", "none", "declared_over"]))
+    framing_kind = draw(
+        pick(
+            *["length"] * 6
+            + ["chunked"] * 3
+            + ["bad_chunked"] * 2
+            + ["short", "none", "declared_over"]
+        )
+    )
     body, body_ok, envelope = draw(bodies())
     if framing_kind == "none":
         body, body_ok, envelope = b"", False, None
@@ -289,11 +356,20 @@ def cases(draw: st.DrawFn) -> Case:
     signature, signature_ok = draw(signature_headers(body))
 
     headers: list[tuple[str, str]] = []
-    content_type = draw(pick(*[
-        "application/json", "application/json", "application/json; charset=utf-8", "text/plain",
-        "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
-        "application/json; charset=utf-16", None,
-    ]))
+    content_type = draw(
+        pick(
+            *[
+                "application/json",
+                "application/json",
+                "application/json; charset=utf-8",
+                "text/plain",
+                "application/x-www-form-urlencoded",
+                "multipart/form-data; boundary=x",
+                "application/json; charset=utf-16",
+                None,
+            ]
+        )
+    )
     if content_type is not None:
         headers.append(("Content-Type", content_type))
     if signature is not None:
@@ -307,8 +383,12 @@ def cases(draw: st.DrawFn) -> Case:
         elif choice == "same" and envelope is not None and header_safe(envelope.get(key)):
             headers.append((header, envelope[key]))
     if draw(st.booleans()):
-        headers.append(("X-Cloud-Trace-Context", draw(pick(*
-            ["105445aa7843bc8bf206b12000100000/1;o=1", "", "zz/zz", "/", "a" * 70]))))
+        headers.append(
+            (
+                "X-Cloud-Trace-Context",
+                draw(pick(*["105445aa7843bc8bf206b12000100000/1;o=1", "", "zz/zz", "/", "a" * 70])),
+            )
+        )
     if draw(one_in(5)):
         headers.append(("Expect", "100-continue"))
     headers.append((f"X-Extra-{draw(st.integers(0, 9))}", CANARY))
@@ -326,8 +406,12 @@ def cases(draw: st.DrawFn) -> Case:
         framing = BAD_CHUNKINGS[bad_chunking](body)
     else:
         framing = body if framing_kind != "none" else b""
-        declared = {"length": len(body), "short": len(body) + draw(st.integers(1, 100)),
-                    "declared_over": MAX_BODY + 1, "none": None}
+        declared = {
+            "length": len(body),
+            "short": len(body) + draw(st.integers(1, 100)),
+            "declared_over": MAX_BODY + 1,
+            "none": None,
+        }
         if declared[framing_kind] is not None:
             headers.append(("Content-Length", str(declared[framing_kind])))
     headers.append(("Connection", draw(pick("close", "close", "keep-alive"))))
@@ -355,8 +439,10 @@ def cases(draw: st.DrawFn) -> Case:
         expect = frozenset({400})
     else:
         expect = frozenset({200})
-    note = f"{method} {path} framing={framing_kind}/{bad_chunking} signed={signature_ok} " \
-           f"body_ok={body_ok} mismatch={mismatch} server_level={server_level} size={len(body)}"
+    note = (
+        f"{method} {path} framing={framing_kind}/{bad_chunking} signed={signature_ok} "
+        f"body_ok={body_ok} mismatch={mismatch} server_level={server_level} size={len(body)}"
+    )
     return Case(method, path, headers, framing, expect, note)
 
 
@@ -413,7 +499,8 @@ def check(case: Case, response: RawResponse, log: str) -> None:
     histogram[label] += 1
     assert response.status is not None, f"no answer: {case.note}"
     assert response.status < 500 or (
-        case.expect is None and response.status == 501
+        case.expect is None
+        and response.status == 501
         and any(n == "Transfer-Encoding" for n, _ in case.headers)
     ), f"{label}: {case.note}\n{response.raw[:400]!r}"
     assert "x-google-status" not in response.headers, case.note
@@ -421,10 +508,16 @@ def check(case: Case, response: RawResponse, log: str) -> None:
         assert response.status in case.expect, f"{label}, expected {set(case.expect)}: {case.note}"
         assert response.is_json, case.note
         answer = response.json()
-        assert answer["status"] in {
-            200: {"accepted", "duplicate"}, 400: {"malformed_delivery", "header_body_mismatch"},
-            401: {"invalid_signature"}, 405: {"method_not_allowed"}, 413: {"body_too_large"},
-        }[response.status], f"{label}: {case.note}"
+        assert (
+            answer["status"]
+            in {
+                200: {"accepted", "duplicate"},
+                400: {"malformed_delivery", "header_body_mismatch"},
+                401: {"invalid_signature"},
+                405: {"method_not_allowed"},
+                413: {"body_too_large"},
+            }[response.status]
+        ), f"{label}: {case.note}"
     histogram["accepted (total)"] += label == "200 accepted"  # gunicorn-level cases too
     head_and_body = response.raw.split(b"\r\n\r\n", 1)[0] + response.body
     assert CANARY.encode() not in head_and_body, f"echoed: {case.note}"
@@ -439,12 +532,15 @@ def cases_run() -> int:
 
 
 def write_report(started: float, *, published: int | None) -> str:
-    report = json.dumps({
-        "cases": cases_run(),
-        "seconds": round(time.monotonic() - started, 1),
-        "published": published,
-        "histogram": dict(sorted(histogram.items())),
-    }, indent=1)
+    report = json.dumps(
+        {
+            "cases": cases_run(),
+            "seconds": round(time.monotonic() - started, 1),
+            "published": published,
+            "histogram": dict(sorted(histogram.items())),
+        },
+        indent=1,
+    )
     if os.environ.get("TTMA_FUZZ_REPORT"):
         Path(os.environ["TTMA_FUZZ_REPORT"]).write_text(report + "\n")
     return report
@@ -457,12 +553,18 @@ def test_no_request_at_the_http_edge_gets_a_5xx_an_echo_or_a_log_of_its_content(
     histogram.clear()
     started = time.monotonic()
 
-    @settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(cases())
     def one(case: Case) -> None:
-        data = request_bytes(b"", case.headers, method=case.method, path=case.path,
-                             framing=case.framing)
+        data = request_bytes(
+            b"", case.headers, method=case.method, path=case.path, framing=case.framing
+        )
         response = exchange(served.port, data)
         check(case, response, served.new_log())
         if cases_run() % 1000 == 0:

@@ -89,8 +89,11 @@ def test_chunked_body_over_the_limit_is_413_and_within_it_accepted(served):
         try:
             headers = signed_headers(body)
             connection.request(
-                "POST", "/", body=iter([body[i : i + 4096] for i in range(0, len(body), 4096)]),
-                headers={**headers, "Transfer-Encoding": "chunked"}, encode_chunked=True,
+                "POST",
+                "/",
+                body=iter([body[i : i + 4096] for i in range(0, len(body), 4096)]),
+                headers={**headers, "Transfer-Encoding": "chunked"},
+                encode_chunked=True,
             )
             return connection.getresponse().status
         finally:
@@ -144,8 +147,16 @@ def test_logs_of_a_run_full_of_pii_contain_none_of_it(served, tmp_path):
     log = served.log_path.read_text()
     assert '"outcome":"accepted"' in log and '"outcome":"duplicate"' in log
     forbidden = [
-        PII["transcript"], "Bobby Tables", "4111111111111111", PII["callerNumber"],
-        PII["calledNumber"], "6470009999", "Zebediah", "987.65", "zq@example.org", SECRET,
+        PII["transcript"],
+        "Bobby Tables",
+        "4111111111111111",
+        PII["callerNumber"],
+        PII["calledNumber"],
+        "6470009999",
+        "Zebediah",
+        "987.65",
+        "zq@example.org",
+        SECRET,
         "z" * 40,
     ]
     forbidden += [sig.split("v1=")[1] for sig in sent_signatures]
@@ -185,8 +196,6 @@ def assert_log_clean(served, *needles: str) -> None:
         assert record["severity"] in {"INFO", "WARNING"}, line
     for needle in (CANARY, *needles):
         assert needle not in log, f"leaked into logs: {needle!r}"
-
-
 
 
 @pytest.mark.parametrize("case", sorted(BAD_CHUNKINGS))
@@ -233,7 +242,8 @@ def test_well_framed_raw_requests_are_accepted(served, subscriber_client, topic_
     first, first_body = canary_delivery()
     second, second_body = canary_delivery()
     by_length = {
-        **signed_headers(first_body, envelope=first), "Content-Length": str(len(first_body))
+        **signed_headers(first_body, envelope=first),
+        "Content-Length": str(len(first_body)),
     }
     by_chunks = {**signed_headers(second_body, envelope=second), "Transfer-Encoding": "chunked"}
 
@@ -253,8 +263,9 @@ def test_unread_bodies_with_bad_framing_are_not_read_after_the_answer(served):
     # the bad chunk size comes after a second, large chunk: ingest stops reading before it
     over_limit_framing = chunked(b" " * (MAX_BODY + 1), b" " * 4 * MAX_BODY)[:-5] + b"zz\r\n"
     over_limit = raw_post(served, over_limit_framing, headers)
-    declared_over = raw_post(served, b"{}", {**signed_headers(b"{}"),
-                                             "Content-Length": str(MAX_BODY + 1)})
+    declared_over = raw_post(
+        served, b"{}", {**signed_headers(b"{}"), "Content-Length": str(MAX_BODY + 1)}
+    )
 
     assert (not_post.status, not_post.json()["status"]) == (405, "method_not_allowed")
     assert (over_limit.status, over_limit.json()["status"]) == (413, "body_too_large")

@@ -37,16 +37,16 @@ from tests.message_schema import (
 )
 from tests.payloads import GOLDEN
 from tests.stack_fixtures import _check_schema_tap
-from ttma_relay.call_events import (
+from ttma_relay.adapters.publisher import CallEventPublisher
+from ttma_relay.contract.ended_reasons import KNOWN_ENDED_REASONS
+from ttma_relay.contract.messages import (
     ATTRIBUTE_NAMES,
     CONTENT_TYPE,
     SCHEMA_VERSION,
-    CallEventPublisher,
     message_attributes,
     reconcile_envelope,
 )
-from ttma_relay.ended_reasons import KNOWN_ENDED_REASONS
-from ttma_relay.sample_delivery import sample_delivery
+from ttma_relay.contract.sample_delivery import sample_delivery
 
 DATA_SCHEMA = load_schema(DATA_SCHEMA_FILE)
 ATTRIBUTES_SCHEMA = load_schema(ATTRIBUTES_SCHEMA_FILE)

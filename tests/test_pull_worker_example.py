@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from ttma_relay.call_events import CallEventPublisher, message_attributes, reconcile_envelope
+from ttma_relay.adapters.publisher import CallEventPublisher
+from ttma_relay.contract.messages import message_attributes, reconcile_envelope
 
 pytestmark = pytest.mark.emulator
 ROOT = Path(__file__).resolve().parent.parent

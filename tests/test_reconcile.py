@@ -15,10 +15,9 @@ from pathlib import Path
 import functions_framework
 import pytest
 
+from handlers import wiring
 from tests.pubsub_helpers import pull_all
-from ttma_relay import deps
-from ttma_relay.delivery_claims import DeliveryClaims
-from ttma_relay.reconcile_run import CHECKPOINT_DOCUMENT
+from ttma_relay.adapters.deliveries import CHECKPOINT_DOCUMENT, DeliveryClaims
 
 pytestmark = pytest.mark.emulator
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,9 +37,9 @@ def reconcile_env(emulators, sandbox, topic_with_subscription, unique, monkeypat
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    deps.reset()
+    wiring.reset()
     yield env
-    deps.reset()
+    wiring.reset()
 
 
 def _client():
@@ -130,7 +129,7 @@ def test_the_last_attempt_died_after_its_claim_and_reconcile_publishes_it_once(
     assert record["publishedAs"] == f"reconcile:{call['id']}"
     # The vendor's retry of that delivery (if any still comes) is now a duplicate, and another
     # reconcile run publishes nothing.
-    from ttma_relay.delivery_claims import AlreadyPublished
+    from ttma_relay.adapters.deliveries import AlreadyPublished
 
     with pytest.raises(AlreadyPublished):
         claims.claim(webhook_id, call["id"])
@@ -233,7 +232,7 @@ def test_firestore_failures_answer_503_never_500(
 
     _, subscription = topic_with_subscription
     sandbox.state.simulate_calls(2, seed=13, spacing_seconds=120)
-    reconciler = deps.reconcile_deps().reconciler
+    reconciler = wiring.reconcile_deps().reconciler
 
     def down(*args, **kwargs):
         raise gexc.ServiceUnavailable("firestore down")
@@ -254,7 +253,7 @@ def test_marking_published_writes_the_call_marker_in_the_same_commit(claims, fir
     writes neither, so a marker always means a publish the record also shows."""
     from google.api_core import exceptions as gexc
 
-    from ttma_relay.delivery_claims import DeliveryRecords, call_marker_id
+    from ttma_relay.adapters.deliveries import DeliveryRecords, call_marker_id
 
     collection = firestore_client.collection(claims._collection)
     records = DeliveryRecords(firestore_client, claims._collection)
@@ -287,7 +286,7 @@ def test_calls_with_a_marker_or_too_recent_are_decided_without_a_records_query(
     recent = sandbox.state.simulate_call()  # ended just now: inside the 30 s grace
     for call in calls[:3]:
         claims.mark_published(claims.claim(f"webhook-{call['id']}", call["id"]), "m")
-    reconciler = deps.reconcile_deps().reconciler
+    reconciler = wiring.reconcile_deps().reconciler
     queried: list[list[str]] = []
     of_calls = reconciler._records.of_calls
 

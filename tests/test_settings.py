@@ -68,8 +68,12 @@ def test_archive_and_reconcile_settings_require_their_own_variables():
     with pytest.raises(s.SettingsError, match="TTMA_API_KEY is required"):
         s.ReconcileSettings.from_env({"GOOGLE_CLOUD_PROJECT": "p"})
     archive = s.ArchiveSettings.from_env(
-        {"GOOGLE_CLOUD_PROJECT": "p", "ARCHIVE_BUCKET": "b", "TTMA_API_KEY": "k",
-         "TTMA_API_BASE_URL": "http://127.0.0.1:9/"}
+        {
+            "GOOGLE_CLOUD_PROJECT": "p",
+            "ARCHIVE_BUCKET": "b",
+            "TTMA_API_KEY": "k",
+            "TTMA_API_BASE_URL": "http://127.0.0.1:9/",
+        }
     )
     assert archive.api_base_url == "http://127.0.0.1:9"
     assert archive.calls_collection == "ttma_calls"

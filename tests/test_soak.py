@@ -18,7 +18,7 @@ from devstack.soak_report import (
     render,
 )
 from devstack.stack_processes import StackState, marked_processes
-from ttma_relay.call_keys import call_key
+from ttma_relay.contract.call_keys import call_key
 
 T = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 SETTLED = {"transcriptStatus": "archived", "recordingStatus": "archived"}
@@ -73,9 +73,14 @@ def test_judge_counts_losses_missing_recordings_overwrites_and_duplicates() -> N
         objects=objects,
         first_generations={objects[-2].name: 1},  # over's call.json: generation 1 → 5
         index=index,
-        events=[_event(good, "1"), _event(no_rec, "2"), _event(over, "3"),
-                _event(dup, "4", "d1"), _event(dup, "5", "reconcile:x", "reconcile"),
-                _event(dup, "5", "reconcile:x", "reconcile")],
+        events=[
+            _event(good, "1"),
+            _event(no_rec, "2"),
+            _event(over, "3"),
+            _event(dup, "4", "d1"),
+            _event(dup, "5", "reconcile:x", "reconcile"),
+            _event(dup, "5", "reconcile:x", "reconcile"),
+        ],
         dead_letters=[{"callId": no_rec, "deliveryAttempt": "60"}],
         explanations={lost: "last_killed: webhook failed [ConnectError]"},
     )

@@ -30,7 +30,7 @@ from tests.stack_fixtures import (
     stop_stack,
     wait_until,
 )
-from ttma_relay.call_keys import call_key
+from ttma_relay.contract.call_keys import call_key
 
 REQUIRED_ENDPOINTS = (
     "INGEST_URL", "SANDBOX_URL", "SANDBOX_API_KEY", "FIRESTORE_EMULATOR_HOST",

@@ -31,28 +31,24 @@ from types import ModuleType
 import pytest
 
 from ttma_relay import settings
+from ttma_relay.functions import BY_NAME, FUNCTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 TERRAFORM = ROOT / "terraform"
 FUNCTIONS_TF = TERRAFORM / "functions.tf"
 TFTEST = TERRAFORM / "tests" / "security.tftest.hcl"
 
-# Which settings set each deployed function reads.
-SETTINGS_BY_FUNCTION = {
-    "ingest": settings.INGEST_ENV,
-    "archive_transcript": settings.ARCHIVE_ENV,
-    "archive_recording": settings.ARCHIVE_ENV,
-    "reconcile": settings.RECONCILE_ENV,
-}
+# Which settings set each deployed function reads (the table: ttma_relay/functions.py).
+SETTINGS_BY_FUNCTION = {spec.name: spec.env for spec in FUNCTIONS}
 # Decorator (functions_framework.<kind>) each entry point must carry in main.py.
 SIGNATURE_BY_FUNCTION = {
-    "ingest": "http",
-    "archive_transcript": "cloud_event",
-    "archive_recording": "cloud_event",
-    "reconcile": "http",
+    spec.name: {"http": "http", "cloudevent": "cloud_event"}[spec.signature_type]
+    for spec in FUNCTIONS
 }
 # Top-level directories that are deployed (everything else must be excluded from the zip).
 RUNTIME_PACKAGES = {"verify", "handlers", "ttma_relay"}
+# Inside them, what no function imports and the zip leaves out (source_excluded_dirs).
+NOT_DEPLOYED = ("ttma_relay/cli",)
 # Environment variables a function may carry that the app's settings do not read: the
 # functions-framework's own server tuning (gunicorn threads).
 SERVER_ENV = {"THREADS"}
@@ -118,8 +114,35 @@ def _local_keys(functions_tf: str, reference: str) -> set[str]:
     return keys
 
 
-def test_terraform_deploys_exactly_the_four_functions(terraform_functions):
-    assert set(terraform_functions) == set(SETTINGS_BY_FUNCTION)
+def test_terraform_deploys_exactly_the_functions_of_the_table(terraform_functions):
+    assert set(terraform_functions) == set(BY_NAME)
+
+
+def test_each_terraform_function_has_the_table_s_ingress_and_timeout(terraform_functions):
+    for name, spec in BY_NAME.items():
+        deployed = terraform_functions[name]
+        expected_ingress = "ALLOW_ALL" if spec.public else "ALLOW_INTERNAL_ONLY"
+        assert deployed["ingress"].strip('"') == expected_ingress, name
+        timeout = deployed["timeout"]
+        if spec.trigger == "push":  # the ack deadline is the push request's timeout
+            assert timeout == f"local.subscriber_functions.{name}.ack_deadline_seconds", name
+        else:
+            assert timeout == str(spec.timeout_seconds), name
+
+
+def test_push_subscriptions_have_the_table_s_ack_deadlines():
+    pubsub = _strip_comments((TERRAFORM / "pubsub.tf").read_text())
+    body = _block(pubsub, "subscriber_functions")
+    deadlines = {
+        key: int(re.search(r"ack_deadline_seconds\s*=\s*(\d+)", value).group(1))
+        for key, value in _top_level_entries(body).items()
+    }
+    assert deadlines == {
+        spec.name: spec.ack_deadline_seconds for spec in FUNCTIONS if spec.trigger == "push"
+    }
+    for spec in FUNCTIONS:
+        if spec.trigger == "push":
+            assert spec.ack_deadline_seconds == spec.timeout_seconds, spec.name
 
 
 @pytest.mark.parametrize("function", sorted(SETTINGS_BY_FUNCTION))
@@ -259,6 +282,7 @@ def test_function_zip_holds_exactly_the_runtime_code(proof, zip_files):
         path.as_posix()
         for path in deployed
         if not any(part == "__pycache__" or part.startswith(".") for part in path.parts)
+        and not path.as_posix().startswith(tuple(f"{d}/" for d in NOT_DEPLOYED))
     }
     assert set(zip_files) == expected, (
         f"extra: {sorted(set(zip_files) - expected)}, missing: {sorted(expected - set(zip_files))}"
@@ -304,3 +328,7 @@ def test_no_primitive_roles_in_terraform():
             continue
         text = _strip_comments(path.read_text())
         assert not re.search(r"roles/(owner|editor|viewer)\b", text), path
+
+
+def test_main_py_defines_exactly_the_table_s_entry_points():
+    assert _entry_points_in_main() == SIGNATURE_BY_FUNCTION

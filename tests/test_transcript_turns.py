@@ -9,7 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ttma_relay.transcript_turns import Turn, parse_turns, render_turns, transcript_document
+from ttma_relay.contract.transcript_turns import (
+    Turn,
+    parse_turns,
+    render_turns,
+    transcript_document,
+)
 
 
 def pairs(transcript: str) -> list[tuple[str | None, str]]:

@@ -1,4 +1,4 @@
-"""The TTMA API client (``ttma_relay.ttma_api``) against the vendor sandbox, over real HTTP."""
+"""The TTMA API client (``ttma_relay.adapters.ttma_api``) against the vendor sandbox, over HTTP."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from devstack.sandbox import DEFAULT_AGENT_NUMBER, SandboxHandle
-from ttma_relay.ttma_api import (
+from ttma_relay.adapters.ttma_api import (
     BadRequestError,
     ForbiddenError,
     InvalidRequestError,

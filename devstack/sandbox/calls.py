@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from devstack.sandbox.clock import format_timestamp
-from ttma_relay.ended_reasons import KNOWN_ENDED_REASONS
+from ttma_relay.contract.ended_reasons import KNOWN_ENDED_REASONS
 
 END_REASONS: tuple[str, ...] = KNOWN_ENDED_REASONS
 DIRECTIONS: tuple[str, ...] = ("inbound", "outbound")

@@ -8,7 +8,7 @@
 # (Java), the repo's .venv (google-cloud-pubsub). Ports: N8N_PORT (5678), PUBSUB_PORT (18585).
 #
 # Publishes messages whose data is tests/data/call_ended.json (ids made unique) and whose
-# attributes are ttma_relay.call_events.message_attributes(envelope, "webhook"), to an unwrapped
+# attributes are ttma_relay.contract.messages.message_attributes(envelope, "webhook"), to an unwrapped
 # push subscription with write_metadata (as terraform/pubsub.tf consumer_push) and a dead-letter
 # policy of 5 attempts, then reads n8n's executions from its SQLite database:
 #   A  3 calls without the Content-Type attribute: n8n cannot parse the body; the workflow fails,

@@ -14,7 +14,7 @@ from typing import Any
 from google.cloud import pubsub_v1
 from google.pubsub_v1.types import DeadLetterPolicy, PushConfig
 
-from ttma_relay.call_events import message_attributes
+from ttma_relay.contract.messages import message_attributes
 
 PROJECT = "ttma-n8n-check"
 WEBHOOK, DB = sys.argv[1], sys.argv[2]

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ttma_relay.call_keys import CallKeyError, archive_date, call_key
+from ttma_relay.contract.call_keys import CallKeyError, archive_date, call_key
 
 PUBSUB_EVENT_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
 CALL_ENDED = "call.ended"

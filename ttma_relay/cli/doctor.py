@@ -17,14 +17,14 @@ from typing import Any
 
 import click
 
-from ttma_relay.cli_common import (
+from ttma_relay.cli.common import (
     EXIT_REFUSED,
     EXIT_UNREACHABLE,
     database_option,
     fail,
     project_option,
 )
-from ttma_relay.cli_doctor_checks import CHECKS, Check, Target, run_check
+from ttma_relay.cli.doctor_checks import CHECKS, Check, Target, run_check
 from ttma_relay.settings import DEFAULT_API_BASE_URL
 
 # Reconcile runs hourly (terraform reconcile_schedule "17 * * * *") and leaves the watermark

@@ -1,8 +1,9 @@
 """Errors of the TTMA API client: one base class, one subclass per cause.
 
-Callers catch ``TtmaApiError``; ``transient`` tells a subscriber whether a later retry may
-succeed (raise → redelivery) or not (log and ack). Messages name the request (method and path,
-never a query string or signed URL) and never contain the API key or a webhook secret.
+Callers catch ``TtmaApiError`` (what the API or the network did); ``transient`` tells a
+subscriber whether a later retry may succeed (raise → redelivery) or not (log and ack).
+Messages name the request (method and path, never a query string or signed URL) and never
+contain the API key or a webhook secret.
 """
 
 from __future__ import annotations
@@ -20,8 +21,15 @@ class TtmaApiError(Exception):
         self.code = code
 
 
-class InvalidRequestError(TtmaApiError, ValueError):
-    """Refused by the client before any request: the API would refuse it, or it is unsafe."""
+class InvalidRequestError(ValueError):
+    """Refused by the client before any request: the API would refuse it, or it is unsafe.
+
+    A caller's bug or bad input, not something the API did: it is *not* a ``TtmaApiError``, so
+    a handler's ``except TtmaApiError`` (retry or ack) never swallows it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class BadRequestError(TtmaApiError):

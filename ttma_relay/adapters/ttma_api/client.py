@@ -27,8 +27,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from ttma_relay.logs import log_event
-from ttma_relay.ttma_api_errors import (
+from ttma_relay.adapters.ttma_api.errors import (
     BadRequestError,
     ForbiddenError,
     InvalidRequestError,
@@ -41,12 +40,13 @@ from ttma_relay.ttma_api_errors import (
     UnauthorizedError,
     UnexpectedResponseError,
 )
-from ttma_relay.ttma_api_webhook_rules import (
+from ttma_relay.adapters.ttma_api.webhook_rules import (
     MIN_WEBHOOK_SECRET_LENGTH,
     check_from_number,
     check_webhook_secret,
     check_webhook_url,
 )
+from ttma_relay.logs import log_event
 
 __all__ = [
     "DIRECTIONS",

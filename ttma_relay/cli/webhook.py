@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ttma_relay.cli_common import EXIT_REFUSED, EXIT_UNREACHABLE, fail
+from ttma_relay.cli.common import EXIT_REFUSED, EXIT_UNREACHABLE, fail
 from ttma_relay.settings import DEFAULT_API_BASE_URL
 
 
@@ -73,7 +73,7 @@ def configure_webhook(
     Exit code 0 stored, 1 refused (by these checks or by TTMA: bad key, missing voice:call
     scope, unknown number), 2 TTMA unreachable or answering errors.
     """
-    from ttma_relay.ttma_api import (
+    from ttma_relay.adapters.ttma_api import (
         InvalidRequestError,
         RateLimitedError,
         ServerError,

@@ -13,7 +13,7 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
-from ttma_relay.ttma_api_errors import InvalidRequestError
+from ttma_relay.adapters.ttma_api.errors import InvalidRequestError
 
 MIN_WEBHOOK_SECRET_LENGTH = 32
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")

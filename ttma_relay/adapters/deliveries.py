@@ -36,6 +36,7 @@ MIN_MARK_SECONDS = 0.5
 STATE_CLAIMED = "claimed"
 STATE_PUBLISHED = "published"
 CALL_MARKER_PREFIX = "_call-"
+CHECKPOINT_DOCUMENT = "_reconcile-checkpoint"  # reconcile's; never a delivery document id
 _SAFE_DOC_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,254}")
 
 
@@ -404,3 +405,37 @@ class DeliveryRecords:
                         )
                     )
         return found
+
+
+class Checkpoint:
+    """The watermark in ``{deliveries collection}/_reconcile-checkpoint``; only moves forward."""
+
+    def __init__(self, client: Any, collection: str, *, timeout: float = 10.0) -> None:
+        self._client = client
+        self._reference = client.collection(collection).document(CHECKPOINT_DOCUMENT)
+        self._timeout = timeout
+
+    def read(self) -> datetime | None:
+        snapshot = self._reference.get(timeout=self._timeout)
+        value = (snapshot.to_dict() or {}).get("watermark") if snapshot.exists else None
+        return value if isinstance(value, datetime) else None
+
+    def advance(self, watermark: datetime) -> datetime:
+        """Move the watermark to ``watermark`` unless it is already there or later (a concurrent
+        run); returns the watermark now stored."""
+        for _ in range(5):
+            snapshot = self._reference.get(timeout=self._timeout)
+            current = (snapshot.to_dict() or {}).get("watermark") if snapshot.exists else None
+            if isinstance(current, datetime) and current >= watermark:
+                return current
+            fields = {"watermark": watermark, "updatedAt": datetime.now(UTC)}
+            try:
+                if snapshot.exists:
+                    option = self._client.write_option(last_update_time=snapshot.update_time)
+                    self._reference.update(fields, option=option, timeout=self._timeout)
+                else:
+                    self._reference.create(fields, timeout=self._timeout)
+                return watermark
+            except (gexc.AlreadyExists, gexc.FailedPrecondition):
+                continue  # another run wrote it meanwhile: compare again
+        return watermark

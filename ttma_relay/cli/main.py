@@ -1,7 +1,8 @@
 """``ttma-relay``: the operator CLI (smoke tests, webhook setup, inspection).
 
-Commands live in ``cli_*`` modules; docs/cli.md documents each. Exit codes everywhere:
-0 success, 1 refused or not found, 2 usage error or unreachable (``cli_common``).
+The group and the smoke-test commands are here; each other command has its module in this
+package; docs/cli.md documents each. Exit codes everywhere: 0 success, 1 refused or not found,
+2 usage error or unreachable (``common``).
 """
 
 from __future__ import annotations
@@ -16,19 +17,19 @@ import click
 import httpx
 
 import verify
-from ttma_relay.cli_backfill import backfill_command
-from ttma_relay.cli_calls import call_command, calls_command
-from ttma_relay.cli_common import (
+from ttma_relay.cli.backfill import backfill_command
+from ttma_relay.cli.calls import call_command, calls_command
+from ttma_relay.cli.common import (
     EXIT_REFUSED,
     EXIT_UNREACHABLE,
     load_env_file,
     local_env_file,
 )
-from ttma_relay.cli_doctor import doctor_command
-from ttma_relay.cli_replay import replay_command
-from ttma_relay.cli_tail import tail_command
-from ttma_relay.cli_webhook import configure_webhook
-from ttma_relay.sample_delivery import sample_delivery
+from ttma_relay.cli.doctor import doctor_command
+from ttma_relay.cli.replay import replay_command
+from ttma_relay.cli.tail import tail_command
+from ttma_relay.cli.webhook import configure_webhook
+from ttma_relay.contract.sample_delivery import sample_delivery
 
 __all__ = ["EXIT_REFUSED", "EXIT_UNREACHABLE", "main"]
 

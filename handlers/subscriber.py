@@ -1,30 +1,32 @@
-"""What the two archivers share: their clients, their retry signal and their log line.
+"""The subscriber runtime the two archivers share: their clients (``ArchiveDeps``), their retry
+signal (``RetryLater``) and its HTTP answer, and their one log line per message.
 
 Retry semantics (STYLE.md §7): a handler *returns* to ack a message (archived, duplicate,
 permanently impossible, poison) and *raises* for Pub/Sub to redeliver it with back-off.
-Expected causes (a recording not there yet, the vendor API failing) raise ``RetryLater``: an
-HTTP 503 to functions-framework, answered without a traceback in the logs because the handler
-has already logged the reason as one JSON line. Anything unexpected raises as it is (a 500 with
-its traceback). ``RetryLater`` messages name causes, never payload contents or signed URLs,
-and are raised ``from None`` so no lower-level message rides along.
+Expected causes (a recording not there yet, the vendor API failing) raise ``RetryLater``;
+``answer_retry_later`` turns it into an HTTP 503, answered without a traceback in the logs
+because the handler has already logged the reason as one JSON line. Anything unexpected raises
+as it is (a 500 with its traceback). ``RetryLater`` messages name causes, never payload
+contents or signed URLs, and are raised ``from None`` so no lower-level message rides along.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from werkzeug.exceptions import ServiceUnavailable
 
-from ttma_relay.archive_store import ArchiveStore
-from ttma_relay.call_index import CallIndex
+from ttma_relay.adapters.archive_store import ArchiveStore
+from ttma_relay.adapters.call_index import CallIndex
+from ttma_relay.adapters.ttma_api import TtmaClient
+from ttma_relay.contract.call_event import CallEvent, PoisonMessage, decode_call_event
 from ttma_relay.logs import log_event
-from ttma_relay.pubsub_event import CallEvent, PoisonMessage, decode_call_event
 from ttma_relay.settings import ArchiveSettings
-from ttma_relay.ttma_api import TtmaClient
 
 
 def utc_now() -> datetime:
@@ -40,12 +42,26 @@ class ArchiveDeps:
     now: Callable[[], datetime] = field(default=utc_now)
 
 
-class RetryLater(ServiceUnavailable):
-    """Not archived yet, for a reason a later delivery may not have: redeliver (HTTP 503)."""
+class RetryLater(Exception):
+    """Not archived yet, for a reason a later delivery may not have: redeliver.
+
+    A handler's outcome, not an HTTP error: ``answer_retry_later`` (main.py's subscriber entry
+    points) turns it into the 503 that makes Pub/Sub redeliver."""
 
     def __init__(self, reason: str, message: str) -> None:
-        super().__init__(description=message)
+        super().__init__(message)
         self.reason = reason
+        self.message = message
+
+
+@contextlib.contextmanager
+def answer_retry_later() -> Iterator[None]:
+    """``RetryLater`` → HTTP 503 without a traceback (functions-framework answers a werkzeug
+    ``HTTPException`` as it is, and logs anything else with its traceback as a 500)."""
+    try:
+        yield
+    except RetryLater as retry:
+        raise ServiceUnavailable(description=retry.message) from None
 
 
 def log_outcome(

@@ -22,8 +22,7 @@ from typing import Any
 
 import click
 
-from ttma_relay.call_keys import CallKeyError, call_key
-from ttma_relay.cli_common import (
+from ttma_relay.cli.common import (
     EXIT_REFUSED,
     check_emulator,
     collection_option,
@@ -34,7 +33,8 @@ from ttma_relay.cli_common import (
     project_option,
     warn,
 )
-from ttma_relay.ended_reasons import KNOWN_ENDED_REASONS
+from ttma_relay.contract.call_keys import CallKeyError, call_key
+from ttma_relay.contract.ended_reasons import KNOWN_ENDED_REASONS
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

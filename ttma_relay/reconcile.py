@@ -32,12 +32,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from google.api_core import exceptions as gexc
-
-from ttma_relay.call_events import message_attributes, reconcile_envelope
-from ttma_relay.call_keys import parse_timestamp
-from ttma_relay.delivery_claims import (
+from ttma_relay.adapters.deliveries import (
+    LEASE_MARGIN_SECONDS,
     AlreadyPublished,
+    Checkpoint,
     Claim,
     DeliveryClaims,
     DeliveryInFlight,
@@ -47,9 +45,10 @@ from ttma_relay.delivery_claims import (
     PublishFailed,
     publish_once,
 )
-from ttma_relay.ttma_api import TtmaApiError, TtmaClient
+from ttma_relay.adapters.ttma_api import TtmaApiError, TtmaClient
+from ttma_relay.contract.call_keys import parse_timestamp
+from ttma_relay.contract.messages import message_attributes, reconcile_envelope
 
-CHECKPOINT_DOCUMENT = "_reconcile-checkpoint"  # never a delivery document id (delivery_claims)
 SLICE = timedelta(minutes=10)
 OVERLAP = timedelta(hours=2)  # longer than any call: one still going on is listed again later
 RUN_BUDGET_SECONDS = 400.0  # below the function's 540 s timeout (terraform/functions.tf)
@@ -99,40 +98,6 @@ def _iso(moment: datetime | None) -> str | None:
         return None
     moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-class Checkpoint:
-    """The watermark in ``{deliveries collection}/_reconcile-checkpoint``; only moves forward."""
-
-    def __init__(self, client: Any, collection: str, *, timeout: float = 10.0) -> None:
-        self._client = client
-        self._reference = client.collection(collection).document(CHECKPOINT_DOCUMENT)
-        self._timeout = timeout
-
-    def read(self) -> datetime | None:
-        snapshot = self._reference.get(timeout=self._timeout)
-        value = (snapshot.to_dict() or {}).get("watermark") if snapshot.exists else None
-        return value if isinstance(value, datetime) else None
-
-    def advance(self, watermark: datetime) -> datetime:
-        """Move the watermark to ``watermark`` unless it is already there or later (a concurrent
-        run); returns the watermark now stored."""
-        for _ in range(5):
-            snapshot = self._reference.get(timeout=self._timeout)
-            current = (snapshot.to_dict() or {}).get("watermark") if snapshot.exists else None
-            if isinstance(current, datetime) and current >= watermark:
-                return current
-            fields = {"watermark": watermark, "updatedAt": datetime.now(UTC)}
-            try:
-                if snapshot.exists:
-                    option = self._client.write_option(last_update_time=snapshot.update_time)
-                    self._reference.update(fields, option=option, timeout=self._timeout)
-                else:
-                    self._reference.create(fields, timeout=self._timeout)
-                return watermark
-            except (gexc.AlreadyExists, gexc.FailedPrecondition):
-                continue  # another run wrote it meanwhile: compare again
-        return watermark
 
 
 @dataclass(frozen=True)
@@ -359,3 +324,28 @@ def _pages(calls: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
             page = []
     if page:
         yield page
+
+
+def build_reconciler(
+    firestore_client: Any,
+    collection: str,
+    *,
+    api: TtmaClient,
+    publisher: Publisher,
+    grace: timedelta,
+    ttl_days: int = 30,
+) -> Reconciler:
+    """A ``Reconciler`` over the deliveries ``collection`` (the function's and the CLI's)."""
+    return Reconciler(
+        api=api,
+        claims=DeliveryClaims(
+            firestore_client,
+            collection,
+            ttl_days=ttl_days,
+            lease_seconds=CALL_BUDGET_SECONDS + LEASE_MARGIN_SECONDS,
+        ),
+        records=DeliveryRecords(firestore_client, collection),
+        publisher=publisher,
+        checkpoint=Checkpoint(firestore_client, collection),
+        grace=grace,
+    )

@@ -30,7 +30,7 @@ from typing import Any, Literal
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from ttma_relay.call_keys import parse_timestamp
+from ttma_relay.contract.call_keys import parse_timestamp
 
 Status = Literal["archived", "pending", "not_shipped", "unavailable"]
 STATUSES: frozenset[str] = frozenset({"archived", "pending", "not_shipped", "unavailable"})
@@ -44,7 +44,7 @@ _COPIED_FIELDS = (
     "hasTranscript",
     "recordingAvailable",
 )
-# The ``source`` attribute values ingest and reconcile publish (``call_events.Source``; not
+# The ``source`` attribute values ingest and reconcile publish (``contract.messages.Source``; not
 # imported: the archivers need no Pub/Sub client). Anything else is not stored.
 KNOWN_SOURCES: frozenset[str] = frozenset({"webhook", "reconcile", "replay"})
 _USAGE_FIELDS = ("turnCount", "inputTokens", "outputTokens")

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from ttma_relay.cli_common import (
+from ttma_relay.cli.common import (
     EXIT_REFUSED,
     check_emulator,
     fail,

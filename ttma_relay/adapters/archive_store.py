@@ -285,8 +285,7 @@ class ArchiveStore:
         if len(data) > MAX_SINGLE_REQUEST_BYTES:
             view = memoryview(data)
             chunks = (
-                bytes(view[i : i + self._chunk_size])
-                for i in range(0, len(data), self._chunk_size)
+                bytes(view[i : i + self._chunk_size]) for i in range(0, len(data), self._chunk_size)
             )
             return self.stream_once(
                 name, chunks, content_type=content_type, expected=Expected(size=len(data))
@@ -369,7 +368,8 @@ class ArchiveStore:
             problems.append(f"content type {blob.content_type!r}")
         if problems:
             raise StoredObjectMismatch(
-                f"{blob.name}: " + "; ".join(problems)
+                f"{blob.name}: "
+                + "; ".join(problems)
                 + " (left in place: the archive cannot delete)"
             )
         return self._described(blob, created=True)

@@ -1,6 +1,6 @@
 """``ttma-relay backfill``: reconcile's code over an explicit window.
 
-The same decisions as the scheduled ``reconcile`` (``ttma_relay.reconcile_run``): every call of
+The same decisions as the scheduled ``reconcile`` (``ttma_relay.reconcile``): every call of
 the window whose delivery records say it was never delivered is published once, as
 ``reconcile:<callId>``; dead claims are taken over; calls inside the grace period are left to
 their webhook. The reconcile checkpoint is neither read nor moved.
@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
-from ttma_relay.cli_calls import When
-from ttma_relay.cli_common import (
+from ttma_relay.cli.calls import When
+from ttma_relay.cli.common import (
     EXIT_REFUSED,
     check_emulator,
     database_option,
@@ -76,11 +76,14 @@ def backfill_command(
     check_emulator("FIRESTORE_EMULATOR_HOST", "Firestore")
     reconciler = build_reconciler(project, database, topic, deliveries_collection, api_key,
                              api_base_url, grace_seconds)  # fmt: skip
-    from ttma_relay.reconcile_run import Budget
+    from ttma_relay.reconcile import Budget
 
-    with google_errors("backfill"), progress(
-        total=max(1, int((end - after).total_seconds())), desc="backfill", unit="s"
-    ) as bar:
+    with (
+        google_errors("backfill"),
+        progress(
+            total=max(1, int((end - after).total_seconds())), desc="backfill", unit="s"
+        ) as bar,
+    ):
         report = reconciler.run_window(
             after, end, budget=Budget(seconds=float("inf"), max_calls=max_calls),
             checkpoint=False,
@@ -106,20 +109,15 @@ def build_reconciler(project: str, database: str, topic: str, collection: str, a
                 base_url: str, grace_seconds: int) -> Any:  # fmt: skip
     from google.cloud import firestore
 
-    from ttma_relay.call_events import CallEventPublisher
-    from ttma_relay.delivery_claims import LEASE_MARGIN_SECONDS, DeliveryClaims, DeliveryRecords
-    from ttma_relay.reconcile_run import CALL_BUDGET_SECONDS, Checkpoint, Reconciler
-    from ttma_relay.ttma_api import TtmaClient
+    from ttma_relay.adapters.publisher import CallEventPublisher
+    from ttma_relay.adapters.ttma_api import TtmaClient
+    from ttma_relay.reconcile import build_reconciler
 
-    client = firestore.Client(project=project, database=database)
     publisher_client = CallEventPublisher.low_latency_client()
-    lease = CALL_BUDGET_SECONDS + LEASE_MARGIN_SECONDS
-    topic_path = publisher_client.topic_path(project, topic)
-    return Reconciler(
+    return build_reconciler(
+        firestore.Client(project=project, database=database),
+        collection,
         api=TtmaClient(base_url.rstrip("/"), api_key),
-        claims=DeliveryClaims(client, collection, lease_seconds=lease),
-        records=DeliveryRecords(client, collection),
-        publisher=CallEventPublisher(publisher_client, topic_path),
-        checkpoint=Checkpoint(client, collection),
+        publisher=CallEventPublisher(publisher_client, publisher_client.topic_path(project, topic)),
         grace=timedelta(seconds=grace_seconds),
     )

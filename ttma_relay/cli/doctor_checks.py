@@ -20,9 +20,9 @@ SELF_TEST_EVENT = "ttma-relay.self_test"  # handlers/ingest.py: answered 200, ne
 TIMEOUT_SECONDS = 5.0
 BACKLOG_PULL_MAX = 1000  # counted at most; more shows as "1000+"
 BACKLOG_WAIT_SECONDS = 2.0
-CHECKPOINT_DOCUMENT = "_reconcile-checkpoint"  # ttma_relay/reconcile_run.py
+
 ARCHIVERS = ("archive-transcript", "archive-recording")  # terraform/pubsub.tf function_push
-TAIL_PREFIX = "ttma-relay-tail-"  # ttma_relay/cli_tail.py: its own short-lived pull taps
+TAIL_PREFIX = "ttma-relay-tail-"  # ttma_relay/cli/tail.py: its own short-lived pull taps
 
 
 @dataclass(frozen=True)
@@ -154,13 +154,15 @@ def check_ingest(target: Target) -> Check:
 
 def check_api_key(target: Target) -> Check:
     """``GET /v1/voice/calls?limit=1`` answers 200: the key is valid and has ``voice:read``."""
-    from ttma_relay.ttma_api import TtmaApiError, TtmaClient
+    from ttma_relay.adapters.ttma_api import InvalidRequestError, TtmaApiError, TtmaClient
 
     name = "api key voice:read"
     try:
         with TtmaClient(target.api_base_url, target.api_key, timeout=TIMEOUT_SECONDS,
                         max_retries=0) as client:  # fmt: skip
             next(client.list_calls(limit=1), None)
+    except InvalidRequestError as error:  # a malformed URL or an empty key: never sent
+        return Check(name, False, str(error))
     except TtmaApiError as error:  # messages name the request, never the key (redacted)
         return Check(name, False, error.message.replace(target.api_key, "[redacted]"))
     return Check(name, True, "GET /v1/voice/calls?limit=1 answered 200")
@@ -368,6 +370,8 @@ def _age(delta: timedelta) -> str:
 def check_checkpoint(target: Target) -> Check:
     """The watermark of ``{deliveries}/_reconcile-checkpoint``: present and not too old."""
     from google.cloud import firestore
+
+    from ttma_relay.adapters.deliveries import CHECKPOINT_DOCUMENT
 
     name = "reconcile checkpoint"
     client = firestore.Client(project=target.project, database=target.database)

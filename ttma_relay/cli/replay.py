@@ -34,8 +34,8 @@ from typing import Any
 
 import click
 
-from ttma_relay.cli_calls import When
-from ttma_relay.cli_common import (
+from ttma_relay.cli.calls import When
+from ttma_relay.cli.common import (
     EXIT_REFUSED,
     check_emulator,
     database_option,
@@ -254,7 +254,7 @@ class Replayer:
 
     def replay(self, letter: DeadLetter) -> None:
         """Sets ``letter.action``; acks the dead letter only once its replay is published."""
-        from ttma_relay.delivery_claims import (
+        from ttma_relay.adapters.deliveries import (
             AlreadyPublished,
             DeliveryInFlight,
             PublishFailed,
@@ -446,8 +446,8 @@ def replay_command(
     check_emulator("FIRESTORE_EMULATOR_HOST", "Firestore")
     from google.cloud import firestore, pubsub_v1
 
-    from ttma_relay.call_events import CallEventPublisher
-    from ttma_relay.delivery_claims import DeliveryClaims
+    from ttma_relay.adapters.deliveries import DeliveryClaims
+    from ttma_relay.adapters.publisher import CallEventPublisher
 
     if subscription is None:
         subscription = f"{topic}-dead-letter-hold"

@@ -15,25 +15,25 @@ from typing import TypeVar
 
 from google.cloud import firestore, storage
 
-from handlers.archive_deps import ArchiveDeps
 from handlers.ingest import IngestDeps
 from handlers.reconcile import ReconcileDeps
-from ttma_relay.archive_store import ArchiveStore
-from ttma_relay.call_events import CallEventPublisher
-from ttma_relay.call_index import CallIndex
-from ttma_relay.delivery_claims import (
+from handlers.subscriber import ArchiveDeps
+from ttma_relay.adapters.archive_store import ArchiveStore
+from ttma_relay.adapters.call_index import CallIndex
+from ttma_relay.adapters.deliveries import (
     LEASE_MARGIN_SECONDS,
     DeliveryClaims,
-    DeliveryRecords,
 )
-from ttma_relay.reconcile_run import CALL_BUDGET_SECONDS, Checkpoint, Reconciler
+from ttma_relay.adapters.publisher import CallEventPublisher
+from ttma_relay.adapters.ttma_api import TtmaClient
+from ttma_relay.functions import BY_NAME
+from ttma_relay.reconcile import build_reconciler
 from ttma_relay.settings import (
     ArchiveSettings,
     GoogleSettings,
     IngestSettings,
     ReconcileSettings,
 )
-from ttma_relay.ttma_api import TtmaClient
 
 T = TypeVar("T")
 _lock = threading.Lock()
@@ -104,32 +104,17 @@ def reconcile_deps() -> ReconcileDeps:
 
     def build() -> ReconcileDeps:
         settings = ReconcileSettings.from_env()
-        firestore = firestore_client(settings.google)
-        collection = settings.deliveries_collection
-        reconciler = Reconciler(
+        reconciler = build_reconciler(
+            firestore_client(settings.google),
+            settings.deliveries_collection,
             api=TtmaClient(settings.api_base_url, settings.api_key),
-            claims=DeliveryClaims(
-                firestore,
-                collection,
-                ttl_days=settings.delivery_ttl_days,
-                lease_seconds=CALL_BUDGET_SECONDS + LEASE_MARGIN_SECONDS,
-            ),
-            records=DeliveryRecords(firestore, collection),
             publisher=call_event_publisher(settings.google, settings.call_events_topic),
-            checkpoint=Checkpoint(firestore, collection),
             grace=timedelta(seconds=settings.grace_seconds),
+            ttl_days=settings.delivery_ttl_days,
         )
         return ReconcileDeps(settings=settings, reconciler=reconciler)
 
     return _once("reconcile", build)
-
-
-SETTINGS_BY_TARGET = {
-    "ingest": IngestSettings,
-    "archive_transcript": ArchiveSettings,
-    "archive_recording": ArchiveSettings,
-    "reconcile": ReconcileSettings,
-}
 
 
 def validate_settings_for(target: str | None) -> None:
@@ -139,6 +124,6 @@ def validate_settings_for(target: str | None) -> None:
     functions, so only the target's own settings are checked. A ``SettingsError`` here stops the
     instance from starting, with the variable's name in the message.
     """
-    settings = SETTINGS_BY_TARGET.get(target or "")
-    if settings is not None:
-        settings.from_env()
+    spec = BY_NAME.get(target or "")
+    if spec is not None:
+        spec.settings.from_env()

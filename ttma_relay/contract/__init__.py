@@ -1,0 +1,10 @@
+"""What the parts agree on, with no I/O: pure functions and data, no client of anything.
+
+contract/
+├── messages.py          the Pub/Sub message: data bytes and attributes (docs/schema/v1)
+├── call_event.py        decoding a Pub/Sub push (CloudEvent) into a CallEvent
+├── call_keys.py         a call's path-safe key and its archive prefix
+├── transcript_turns.py  ``[Agent] … [Caller] …`` → turns
+├── ended_reasons.py     the vendor's end reasons, the one list
+└── sample_delivery.py   a realistic ``call.ended`` delivery (smoke tests, the sandbox)
+"""
