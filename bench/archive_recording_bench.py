@@ -179,7 +179,7 @@ def child(mode: str, chunk_size: int, size: int) -> None:
 # ----------------------------------------------------------------------------- parent side
 def start_sandbox_process(api_key: str) -> tuple[subprocess.Popen[bytes], str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "devstack.sandbox", "--port", "0", "--api-key", api_key],
+        [sys.executable, "-m", "ttma_sandbox", "--port", "0", "--api-key", api_key],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stdin=subprocess.DEVNULL,

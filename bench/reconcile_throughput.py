@@ -22,9 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from devstack.emulators import build_emulators
-from devstack.sandbox.server import start_sandbox
 from ttma_relay.cli.backfill import build_reconciler
 from ttma_relay.reconcile import Budget
+from ttma_sandbox.server import start_sandbox
 
 PROJECT = "ttma-bench"
 

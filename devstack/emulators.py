@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +46,13 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Nothing listens on (or holds) ``port`` on 127.0.0.1.
+
+    ``SO_REUSEADDR`` as every server here sets it: connections of a stopped server lingering
+    in ``TIME_WAIT`` do not make the port busy, a listening socket does.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:
@@ -137,7 +143,7 @@ def stop_process_groups(pids: list[int], *, grace: float = 3.0) -> None:
             os.killpg(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while groups and time.monotonic() < deadline:
-        _reap(pids)  # our own exited children stay zombies (and their group alive) until reaped
+        reap_children(pids)
         for pgid in list(groups):
             try:
                 os.killpg(pgid, 0)
@@ -149,7 +155,9 @@ def stop_process_groups(pids: list[int], *, grace: float = 3.0) -> None:
             os.killpg(pgid, signal.SIGKILL)
 
 
-def _reap(pids: list[int]) -> None:
+def reap_children(pids: Iterable[int]) -> None:
+    """Reap those of ``pids`` that are our own exited children: else they stay zombies (and
+    their process group alive)."""
     for pid in pids:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)

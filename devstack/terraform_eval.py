@@ -3,7 +3,8 @@
 No state and no cloud: ``terraform init -backend=false`` on a copy of ``terraform/*.tf``, then
 one console expression. On a machine without registry access (this one, and CI) the stub
 providers of tf-offline answer ``init``. Used by the deploy proof (the functions' environment
-and the zip's rules) and by the consumer-subscription generator (``devstack/consumers.py``).
+and the zip's rules) and by the consumer-subscription generator
+(``devstack/consumers/terraform.py``).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@
 4. The backends, by the local stack's own code (devstack.stack.up without functions): the
    emulators, the vendor sandbox (whose webhook points at the ingest port), the topic and its
    dead-letter topic, the bucket; then the archivers' push subscriptions
-   (devstack.stack_provision.push_subscription) and a pull "tap" on the topic.
+   (devstack.stack.provision.push_subscription) and a pull "tap" on the topic.
 5. Each function is served from the unpacked directory by the venv's functions-framework
    (``--target <entry point> --source main.py``; the decorators decide the signature type, as on
    Cloud Run) with exactly Terraform's environment, the secrets under Terraform's secret names,
@@ -342,7 +342,7 @@ def python312() -> str:
 
 
 def proof_config_class() -> type:
-    from devstack.stack_config import StackConfig
+    from devstack.stack.config import StackConfig
 
     @dataclass(frozen=True)
     class ProofConfig(StackConfig):
@@ -396,8 +396,8 @@ def create_subscriptions(config: Any, tap: str) -> None:
     """The archivers' push subscriptions (as the local stack makes them) and a pull tap."""
     from google.cloud import pubsub_v1
 
-    from devstack.stack_config import FUNCTIONS, SUBSCRIBERS
-    from devstack.stack_provision import push_subscription
+    from devstack.stack.config import FUNCTIONS, SUBSCRIBERS
+    from devstack.stack.provision import push_subscription
 
     subscriber = pubsub_v1.SubscriberClient()
     try:
@@ -576,10 +576,10 @@ def prove(keep: bool) -> None:
 
     from devstack.emulators import HOST
     from devstack.stack import down, up
-    from devstack.stack_config import resolve_ports
-    from devstack.stack_health import HealthCheck, wait_healthy
-    from devstack.stack_processes import spawn
-    from devstack.stack_services import emulator_env
+    from devstack.stack.config import resolve_ports
+    from devstack.stack.health import HealthCheck, wait_healthy
+    from devstack.stack.processes import spawn
+    from devstack.stack.services import emulator_env
 
     resources = facts.resources
     config = proof_config_class()(

@@ -148,6 +148,7 @@ locals {
     "scripts",
     "terraform",
     "tests",
+    "ttma_sandbox",
     "ttma_relay/cli", # the operator CLI (click, tqdm): no function imports it
     "*.egg-info",
   ]

@@ -116,7 +116,7 @@ def wait_for(check: Callable[[], Any], *, timeout: float = 20.0, interval: float
 
 
 class SandboxProcess:
-    """The sandbox in a process of its own (``python -m devstack.sandbox``), driven through
+    """The sandbox in a process of its own (``python -m ttma_sandbox``), driven through
     its control API: for measurements that must not count the sandbox's own allocations."""
 
     def __init__(self, process: subprocess.Popen[bytes], url: str, api_key: str) -> None:
@@ -140,7 +140,7 @@ class SandboxProcess:
 def sandbox_process() -> Iterator[SandboxProcess]:
     api_key = "mbn_live_" + uuid.uuid4().hex + uuid.uuid4().hex
     process = subprocess.Popen(
-        [sys.executable, "-m", "devstack.sandbox", "--port", "0", "--api-key", api_key],
+        [sys.executable, "-m", "ttma_sandbox", "--port", "0", "--api-key", api_key],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stdin=subprocess.DEVNULL,

@@ -1,4 +1,4 @@
-"""Pytest fixtures for the vendor sandbox (``devstack.sandbox``).
+"""Pytest fixtures for the vendor sandbox (``ttma_sandbox``).
 
 ``tests/conftest.py`` imports these. One sandbox server runs per session on 127.0.0.1; the
 function-scoped ``sandbox`` fixture resets it (calls, webhooks, faults, deliveries, clock,
@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from devstack.sandbox import SandboxHandle, start_sandbox
-from devstack.sandbox.webhook_receiver import WebhookReceiver, start_webhook_receiver
 from ttma_relay.adapters.ttma_api import TtmaClient
+from ttma_sandbox import SandboxHandle, start_sandbox
+from ttma_sandbox.webhook_receiver import WebhookReceiver, start_webhook_receiver
 
 __all__ = ["SANDBOX_TEST_OPTIONS", "sandbox", "sandbox_server", "ttma_client", "webhook_receiver"]
 

@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from devstack.stack import read_endpoints
-from devstack.stack_processes import StackState
-from devstack.stack_services import EMULATOR_HOST_VARS
+from devstack.stack.processes import StackState
+from devstack.stack.services import EMULATOR_HOST_VARS
 from tests import message_schema
 from tests.pubsub_helpers import pull_all
 

@@ -20,8 +20,8 @@ from click.testing import CliRunner
 
 from devstack.emulators import free_port
 from devstack.stack import endpoints
-from devstack.stack_config import PORT_OFFSETS, StackConfig
-from devstack.stack_services import StackSecrets
+from devstack.stack.config import PORT_OFFSETS, StackConfig
+from devstack.stack.services import StackSecrets
 from tests.stack_fixtures import *  # noqa: F403 - dev_stack
 from tests.stack_fixtures import RunningStack, stack_environment, wait_until
 from ttma_relay.cli import main

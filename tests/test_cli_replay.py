@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from devstack.consumer_receiver import ConsumerReceiver
+from devstack.consumers.receiver import ConsumerReceiver
 from devstack.emulators import free_port
 from tests.pubsub_helpers import pull_all
 from ttma_relay.adapters.deliveries import DeliveryClaims

@@ -1,8 +1,8 @@
 """A downstream consumer, subscribed as Terraform subscribes it, gets the vendor's JSON as JSON.
 
 The subscription is built from ``terraform/pubsub.tf``'s ``consumer_push`` as Terraform itself
-evaluates it (``devstack.consumer_terraform``), not from settings typed again here. It pushes to
-a real HTTP server on 127.0.0.1 (``devstack.consumer_receiver``). What is asserted is what a
+evaluates it (``devstack.consumers.terraform``), not from settings typed again here. It pushes to
+a real HTTP server on 127.0.0.1 (``devstack.consumers.receiver``). What is asserted is what a
 consumer such as n8n depends on: ``Content-Type: application/json``, the body byte-equal to the
 message data, every attribute as a header.
 
@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from devstack import consumer_terraform
-from devstack.consumer_receiver import ConsumerReceiver, Received
 from devstack.consumers import (
     Consumer,
     ConsumerError,
@@ -29,7 +28,8 @@ from devstack.consumers import (
     subscription_name,
     subscription_request,
 )
-from devstack.stack_config import TOPIC, StackConfig
+from devstack.consumers.receiver import ConsumerReceiver, Received
+from devstack.stack.config import TOPIC, StackConfig
 from devstack.terraform_eval import TerraformEvalError
 from ttma_relay.adapters.publisher import CallEventPublisher
 from ttma_relay.contract.messages import ATTRIBUTE_NAMES, message_attributes, reconcile_envelope
@@ -52,7 +52,7 @@ def terraform_settings() -> dict:
 
 def test_committed_settings_are_what_terraform_evaluates(terraform_settings):
     assert load_settings() == terraform_settings, (
-        "devstack/consumer_subscription.json is stale: python -m devstack.consumer_terraform "
+        "devstack/consumers/subscription.json is stale: python -m devstack.consumers.terraform "
         "--write"
     )
 
@@ -202,7 +202,7 @@ def test_local_stack_consumers_are_subscribed_like_terraform(
     consumer_topic, publisher_client, subscriber_client, tmp_path
 ):
     """``make dev CONSUMERS=...``: the stack's provisioning creates the same subscription."""
-    from devstack.stack_provision import consumer_subscriptions
+    from devstack.stack.provision import consumer_subscriptions
 
     project, topic, _ = consumer_topic
     with ConsumerReceiver() as first, ConsumerReceiver() as second:
@@ -228,7 +228,7 @@ def test_local_stack_consumers_are_subscribed_like_terraform(
 
 
 def test_saved_requests_check_catches_form_bodies_and_missing_calls(tmp_path):
-    from devstack.consumer_receiver import check_saved, summary
+    from devstack.consumers.receiver import check_saved, summary
 
     data = DATA.read_bytes()
     attributes = message_attributes(json.loads(data), "webhook")
@@ -250,7 +250,7 @@ def test_saved_requests_check_catches_form_bodies_and_missing_calls(tmp_path):
 
 def test_stack_command_line_and_environment_add_consumers(monkeypatch):
     from devstack.stack import build_config, build_parser
-    from devstack.stack_config import StackConfigError
+    from devstack.stack.config import StackConfigError
 
     monkeypatch.setenv("TTMA_DEV_CONSUMERS", "env=http://127.0.0.1:5679/")
     args = build_parser().parse_args(

@@ -24,8 +24,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from devstack.sandbox.calls import DIRECTIONS, END_REASONS, mixed_batch_choices, new_call
-from devstack.sandbox.state import SandboxState
 from tests import message_schema
 from tests.message_schema import (
     ATTRIBUTES_SCHEMA_FILE,
@@ -47,6 +45,8 @@ from ttma_relay.contract.messages import (
     reconcile_envelope,
 )
 from ttma_relay.contract.sample_delivery import sample_delivery
+from ttma_sandbox.calls import DIRECTIONS, END_REASONS, mixed_batch_choices, new_call
+from ttma_sandbox.state import SandboxState
 
 DATA_SCHEMA = load_schema(DATA_SCHEMA_FILE)
 ATTRIBUTES_SCHEMA = load_schema(ATTRIBUTES_SCHEMA_FILE)

@@ -1,4 +1,4 @@
-"""Contract tests of the vendor sandbox itself (``devstack.sandbox``), over real HTTP.
+"""Contract tests of the vendor sandbox itself (``ttma_sandbox``), over real HTTP.
 
 If the sandbox drifts from the vendor contract, every test built on it proves nothing: these
 tests pin its shapes, validation, auth, signed URLs, MP3 bytes and webhook sender.
@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 import verify
-from devstack.sandbox import (
+from ttma_sandbox import (
     CALL_FIELDS,
     DEFAULT_AGENT_NUMBER,
     END_REASONS,
@@ -34,8 +34,8 @@ from devstack.sandbox import (
     recording_chunks,
     recording_digest,
 )
-from devstack.sandbox.mp3 import CHUNK_BYTES
-from devstack.sandbox.webhook_receiver import WebhookReceiver
+from ttma_sandbox.mp3 import CHUNK_BYTES
+from ttma_sandbox.webhook_receiver import WebhookReceiver
 
 SECRET = "whsec_sandbox_test_secret_0123456789abcdef"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -563,7 +563,7 @@ def test_control_api_drives_a_sandbox_from_outside(
 def test_cli_serves_until_sigterm() -> None:
     key = f"mbn_live_{random.getrandbits(128):032x}"
     reader = f"mbn_live_{random.getrandbits(128):032x}"
-    command = [sys.executable, "-m", "devstack.sandbox", "--port", "0", "--seed-calls", "5"]
+    command = [sys.executable, "-m", "ttma_sandbox", "--port", "0", "--seed-calls", "5"]
     command += ["--api-key", key, "--api-key", f"{reader}:voice:read"]
     with subprocess.Popen(
         command,

@@ -8,8 +8,8 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from devstack import soak
-from devstack.soak_plan import PlannedFault, SoakCall, SoakPlan, soak_plan
-from devstack.soak_report import (
+from devstack.soak.plan import PlannedFault, SoakCall, SoakPlan, soak_plan
+from devstack.soak.report import (
     PlacedCall,
     SoakObservations,
     StoredObject,
@@ -17,7 +17,7 @@ from devstack.soak_report import (
     judge,
     render,
 )
-from devstack.stack_processes import StackState, marked_processes
+from devstack.stack.processes import StackState, marked_processes
 from ttma_relay.contract.call_keys import call_key
 
 T = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

@@ -19,8 +19,9 @@ from typing import Any
 
 import httpx
 
-from devstack.stack_config import main_has_entry_point
-from devstack.stack_processes import StackState, group_members, marked_processes, port_is_free
+from devstack.emulators import port_is_free
+from devstack.stack.config import main_has_entry_point
+from devstack.stack.processes import StackState, group_members, marked_processes
 from tests.stack_fixtures import (
     TEST_STACK_OPTIONS,
     RunningStack,

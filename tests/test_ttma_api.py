@@ -13,7 +13,6 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from devstack.sandbox import DEFAULT_AGENT_NUMBER, SandboxHandle
 from ttma_relay.adapters.ttma_api import (
     BadRequestError,
     ForbiddenError,
@@ -29,6 +28,7 @@ from ttma_relay.adapters.ttma_api import (
     format_api_timestamp,
     parse_retry_after,
 )
+from ttma_sandbox import DEFAULT_AGENT_NUMBER, SandboxHandle
 
 SECRET = "whsec_client_test_secret_0123456789abcdef"
 # Building an SSL context costs ~60 ms: clients made in these tests share one.

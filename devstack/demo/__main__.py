@@ -1,0 +1,3 @@
+from devstack.demo.command import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+from devstack.soak.command import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+from devstack.stack.command import main
+
+raise SystemExit(main())

@@ -1,0 +1,401 @@
+"""The whole pipeline locally: emulators, vendor sandbox, every function, wired like Terraform.
+
+    python -m devstack.stack dev     # foreground (make dev / make run); Ctrl-C stops everything
+    python -m devstack.stack up      # background (make dev-up); returns once all is healthy
+    python -m devstack.stack down    # (make dev-down) stops what up started, frees every port
+    python -m devstack.stack status
+
+``up`` writes ``<state dir>/endpoints.env`` (shell-sourceable URLs, emulator hosts, names and
+the generated dev secrets), ``stack.json`` (the processes, for ``down``) and ``logs/``.
+Everything binds 127.0.0.1. docs/local-stack.md is the user's guide.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack.consumers import ConsumerError, parse_consumers, subscription_name
+from devstack.emulators import HOST, EmulatorError
+from devstack.stack.config import (
+    DEFAULT_STATE_DIR,
+    PORT_ENV_PREFIX,
+    StackConfig,
+    StackConfigError,
+    parse_port_overrides,
+    resolve_ports,
+)
+from devstack.stack.health import HealthCheck, wait_healthy
+from devstack.stack.processes import (
+    StackState,
+    marked_processes,
+    port_is_free,
+    seconds_since_start,
+    spawn,
+    still_ours,
+    stop_groups,
+    wait_ports_free,
+    write_private,
+)
+from devstack.stack.services import (
+    DISPLAY_NAMES,
+    StackSecrets,
+    all_services,
+    emulator_env,
+    inherited_env,
+)
+
+ENDPOINTS_FILE = "endpoints.env"
+HEALTH_TIMEOUT_SECONDS = 90.0
+
+
+class StackError(RuntimeError):
+    """The stack cannot start (port taken, tool missing, already running); says how to fix it."""
+
+
+@dataclass(frozen=True)
+class StackUp:
+    config: StackConfig
+    state: StackState
+    endpoints: dict[str, str]
+    seconds: float  # command to all-healthy
+
+
+def endpoints(config: StackConfig, stack_secrets: StackSecrets) -> dict[str, str]:
+    """What ``endpoints.env`` exports (the issue's names first, then conveniences)."""
+    values = {
+        "INGEST_URL": config.url("ingest"),
+        "SANDBOX_URL": config.url("sandbox"),
+        "SANDBOX_API_KEY": stack_secrets.sandbox_api_key,
+        **emulator_env(config),
+        "CALL_EVENTS_TOPIC": config.topic,
+        "ARCHIVE_BUCKET": config.bucket,
+        "TTMA_WEBHOOK_SECRET": stack_secrets.webhook_secret,
+        # For `ttma-relay configure-webhook` / the archivers' settings against the sandbox.
+        "TTMA_API_KEY": stack_secrets.sandbox_api_key,
+        "TTMA_API_BASE_URL": config.url("sandbox"),
+        "CALLS_COLLECTION": config.calls_collection,
+        "DEAD_LETTER_TOPIC": config.dead_letter_topic,
+        "DEAD_LETTER_SUBSCRIPTION": config.dead_letter_subscription,
+        "TTMA_AGENT_NUMBER": config.agent_numbers[0],
+    }
+    for function in config.functions:
+        if function != "ingest":
+            values[f"{function.upper()}_URL"] = config.url(function)
+    return values
+
+
+def write_endpoints(path: Path, values: dict[str, str]) -> None:
+    lines = [
+        "# ttma-relay local stack (make dev-up). Holds dev secrets: keep it private.",
+        f"# Use it with:  . {path}",
+        *(f"export {name}={shlex.quote(value)}" for name, value in values.items()),
+    ]
+    write_private(path, "\n".join(lines) + "\n")
+
+
+def read_endpoints(state_dir: Path = DEFAULT_STATE_DIR) -> dict[str, str]:
+    """The exported values of ``<state dir>/endpoints.env`` ({} when there is none)."""
+    values: dict[str, str] = {}
+    try:
+        text = (state_dir / ENDPOINTS_FILE).read_text()
+    except FileNotFoundError:
+        return values
+    for line in text.splitlines():
+        if line.startswith("export ") and "=" in line:
+            name, _, raw = line[len("export ") :].partition("=")
+            parts = shlex.split(raw)
+            values[name] = parts[0] if parts else ""
+    return values
+
+
+def _refuse_running(state_dir: Path) -> None:
+    state = StackState.load(state_dir)
+    if state is None:
+        return
+    if any(still_ours(record) for record in state.processes) or marked_processes(state.stack_id):
+        raise StackError(
+            f"a local stack from {state_dir} is already running (started {state.started_at}); "
+            "stop it with `make dev-down` (python -m devstack.stack down)"
+        )
+    state.remove()  # a stale record of a stack that is gone
+    (state_dir / ENDPOINTS_FILE).unlink(missing_ok=True)
+
+
+def _refuse_busy_ports(config: StackConfig) -> None:
+    busy = {name: port for name, port in config.used_ports().items() if not port_is_free(port)}
+    if busy:
+        lines = [
+            f"  {name}: port {port} on {HOST} is already in use "
+            f"(set {PORT_ENV_PREFIX}{name.upper()}=<port> or --port {name}=<port>)"
+            for name, port in busy.items()
+        ]
+        raise StackError(
+            "cannot start the local stack:\n"
+            + "\n".join(lines)
+            + "\nOr move the whole block: TTMA_DEV_PORT_BASE=9080 make dev-up. "
+            "If an old stack holds them: make dev-down"
+        )
+
+
+def up(config: StackConfig, *, started: float | None = None) -> StackUp:
+    """Start everything, provision it, wait until every part is healthy. Cleans up on failure."""
+    started = time.monotonic() if started is None else started
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    _refuse_running(config.state_dir)
+    _refuse_busy_ports(config)
+    stack_secrets = StackSecrets(
+        webhook_secret="dev_" + secrets.token_hex(24),
+        sandbox_api_key="mbn_live_" + secrets.token_hex(20),  # the vendor's key format
+    )
+    services = all_services(config, stack_secrets)  # EmulatorError: a tool is missing
+    state = StackState(config.state_dir / "stack.json", ports=config.used_ports())
+    state.save()
+    try:
+        processes = {
+            service.name: spawn(
+                state,
+                service.name,
+                service.command,
+                port=service.port,
+                log_path=config.log_dir / f"{service.name}.log",
+                env=inherited_env(service.env),
+            )
+            for service in services
+        }
+        checks = {
+            s.name: HealthCheck(
+                DISPLAY_NAMES.get(s.name, s.name),
+                s.health_url,
+                processes[s.name],
+                str(config.log_dir / f"{s.name}.log"),
+                any_status=s.any_status,
+                hint=s.hint,
+            )
+            for s in services
+        }
+        backends = ("firestore", "pubsub", "storage", "sandbox")
+        wait_healthy([checks[name] for name in backends], HEALTH_TIMEOUT_SECONDS)
+        _provision(config, stack_secrets)
+        wait_healthy(
+            [check for name, check in checks.items() if name not in backends],
+            HEALTH_TIMEOUT_SECONDS,
+        )
+        values = endpoints(config, stack_secrets)
+        write_endpoints(config.state_dir / ENDPOINTS_FILE, values)
+        state.status = "up"
+        state.save()
+    except BaseException:
+        if not stop_groups(state.processes, stack_id=state.stack_id):
+            state.remove()  # else keep it: make dev-down can try again
+        raise
+    return StackUp(config, state, values, time.monotonic() - started)
+
+
+def _provision(config: StackConfig, stack_secrets: StackSecrets) -> None:
+    os.environ.update(emulator_env(config))  # the Google clients read these
+    from devstack.stack import provision as stack_provision
+
+    stack_provision.create_pubsub_resources(config)
+    stack_provision.create_bucket(config)
+    stack_provision.configure_sandbox_webhooks(
+        config, stack_secrets.sandbox_api_key, stack_secrets.webhook_secret
+    )
+
+
+def down(state_dir: Path = DEFAULT_STATE_DIR, *, out: bool = True) -> int:
+    """Stop every process ``up`` recorded (even half-way) and wait for its ports to be free.
+
+    0 when everything is stopped and every port is free (or there was nothing to stop).
+    """
+    state = StackState.load(state_dir)
+    if state is None:
+        if out:
+            print(f"no local stack recorded in {state_dir}; nothing to stop", file=sys.stderr)
+        return 0
+    survivors = stop_groups(state.processes, stack_id=state.stack_id)
+    busy = wait_ports_free(state.ports)
+    (state_dir / ENDPOINTS_FILE).unlink(missing_ok=True)
+    if survivors or busy:
+        if survivors:
+            print(f"error: still running after SIGKILL: {', '.join(survivors)}", file=sys.stderr)
+        for name, port in busy.items():
+            print(f"error: port {port} ({name}) is still in use", file=sys.stderr)
+        return 1
+    state.remove()
+    if out:
+        print(f"local stack stopped ({len(state.processes)} processes); logs kept in "
+              f"{state_dir / 'logs'}", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def summary(result: StackUp) -> str:
+    config, values = result.config, result.endpoints
+    rows = [("ingest (the webhook)", config.url("ingest"))]
+    rows += [
+        (name, f"{config.url(name)}  ← push {config.push_subscription(name)}")
+        for name in config.subscribers
+    ]
+    if "reconcile" in config.functions:
+        rows.append(("reconcile", config.url("reconcile") + "  (POST to run it)"))
+    rows += [
+        (f"consumer {consumer.name}",
+         f"{consumer.endpoint}  ← push {subscription_name(config.topic, consumer.name)}")
+        for consumer in config.consumers
+    ]  # fmt: skip
+    rows += [
+        ("TTMA sandbox", f"{config.url('sandbox')}  webhook of {', '.join(config.agent_numbers)}"
+         " → ingest"),
+        ("Pub/Sub emulator", f"{config.address('pubsub')}  topic {config.topic}, dead letters "
+         f"{config.dead_letter_topic}"),
+        ("Firestore emulator", f"{config.address('firestore')}  index {config.calls_collection}"),
+        ("Storage emulator", f"{values['STORAGE_EMULATOR_HOST']}  bucket {config.bucket}"),
+    ]  # fmt: skip
+    width = max(len(label) for label, _ in rows)
+    env_file = config.state_dir / ENDPOINTS_FILE
+    lines = [
+        f"ttma-relay local stack healthy in {result.seconds:.1f} s (cold start: command to "
+        "all-healthy)",
+        *(f"  {label:<{width}}  {value}" for label, value in rows),
+        f"Endpoints and dev secrets: {env_file}  (. {env_file})",
+        f"Logs: {config.log_dir}/",
+        "Try:  make demo                        # simulated calls, end to end, with a summary",
+        f'      . {env_file} && .venv/bin/ttma-relay send "$INGEST_URL"',
+        "      .venv/bin/ttma-relay --local calls",
+    ]
+    return "\n".join(lines)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def build_config(args: argparse.Namespace) -> StackConfig:
+    ports = resolve_ports(
+        port_base=args.port_base,
+        overrides=parse_port_overrides(args.port),
+        free_ports=args.free_ports,
+    )
+    options = {}
+    if args.recording_wait_seconds is not None:
+        options["recording_wait_seconds"] = args.recording_wait_seconds
+    if args.sandbox_recording_wait is not None:
+        options["sandbox_recording_wait_seconds"] = args.sandbox_recording_wait
+    specs = [*args.consumer, os.environ.get("TTMA_DEV_CONSUMERS", "")]
+    try:
+        options["consumers"] = parse_consumers(specs)
+    except ConsumerError as error:
+        raise StackConfigError(str(error)) from None
+    return StackConfig(ports=ports, state_dir=args.state_dir.resolve(), **options)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack.stack",
+        description="Run the whole ttma-relay pipeline locally (see docs/local-stack.md).",
+    )
+    parser.add_argument("action", choices=["up", "down", "dev", "status"])
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(os.environ.get("TTMA_DEV_STATE_DIR") or DEFAULT_STATE_DIR),
+        help="logs, endpoints.env and stack.json (default .devstack; env TTMA_DEV_STATE_DIR)",
+    )
+    parser.add_argument(
+        "--port-base", type=int, default=None, help="first port of the block (default 8080; "
+        "env TTMA_DEV_PORT_BASE)"
+    )  # fmt: skip
+    parser.add_argument(
+        "--port", action="append", default=[], metavar="NAME=PORT",
+        help="one service's port, e.g. --port ingest=9000 (env TTMA_DEV_PORT_INGEST)",
+    )  # fmt: skip
+    parser.add_argument("--free-ports", action="store_true", help="random free ports")
+    parser.add_argument(
+        "--recording-wait-seconds", type=int, default=None,
+        help="RECORDING_WAIT_SECONDS of archive_recording (default 20)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sandbox-recording-wait", type=float, default=None,
+        help="seconds the sandbox's sender waits for a late recording (default 2; vendor 60)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--consumer", action="append", default=[], metavar="NAME=URL",
+        help="a downstream consumer, subscribed as Terraform's `consumers` (repeatable; env "
+        "TTMA_DEV_CONSUMERS, space-separated; make dev CONSUMERS=...)",
+    )  # fmt: skip
+    return parser
+
+
+def status(state_dir: Path) -> int:
+    state = StackState.load(state_dir)
+    if state is None:
+        print(f"no local stack recorded in {state_dir}")
+        return 1
+    print(f"stack in {state_dir}: {state.status}, started {state.started_at}")
+    running = 0
+    for record in state.processes:
+        alive = still_ours(record)
+        running += alive
+        print(f"  {record.name:<20} pid {record.pid:<7} port {record.port:<6} "
+              f"{'running' if alive else 'STOPPED'}")  # fmt: skip
+    return 0 if state.status == "up" and running == len(state.processes) else 1
+
+
+def _print_quietly(text: str) -> None:
+    """Print, ignoring a reader that went away (``make dev-up | head -1``): the stack is up."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # Cold start counts from the command's start: the interpreter's own start-up included.
+    started = time.monotonic() - seconds_since_start(os.getpid())
+    args = build_parser().parse_args(argv)
+    state_dir = args.state_dir.resolve()
+    if args.action == "down":
+        return down(state_dir)
+    if args.action == "status":
+        return status(state_dir)
+    # Ctrl-C, kill and (for make dev) a closed terminal stop everything started, even when
+    # SIGINT was inherited ignored (a background job of a non-interactive shell).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    if args.action == "dev":
+        signal.signal(signal.SIGHUP, _raise_interrupt)
+    try:
+        config = build_config(args)
+        result = up(config, started=started)
+    except (StackConfigError, StackError, EmulatorError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; everything started was stopped", file=sys.stderr)
+        return 130
+    if args.action == "up":
+        _print_quietly(summary(result) + "\nStop it with: make dev-down")
+        return 0
+    print(summary(result), flush=True)
+    from devstack.stack.follow import follow_until_interrupted
+
+    print("Following the functions' logs. Ctrl-C stops everything.\n", flush=True)
+    try:
+        code = follow_until_interrupted(result.state, config.log_dir)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip cleanup
+        print("\nstopping the local stack ...", file=sys.stderr, flush=True)
+        down_code = down(state_dir)
+    return code or down_code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
