@@ -54,7 +54,7 @@ bench: venv ## benchmarks (print figures; not part of the test suite)
 fuzz: venv ## fuzz ingest at the HTTP edge, long (TTMA_FUZZ_EXAMPLES=100000); report in .devstack/
 	@mkdir -p .devstack
 	TTMA_FUZZ_EXAMPLES=$${TTMA_FUZZ_EXAMPLES:-100000} TTMA_FUZZ_REPORT=.devstack/fuzz-report.json \
-		$(BIN)/pytest -q -s tests/test_ingest_fuzz.py
+		$(BIN)/pytest -q -s tests/integration/test_ingest_fuzz.py
 
 clean: ## remove the venv and local state
 	rm -rf $(VENV) .devstack .pytest_cache .ruff_cache .hypothesis

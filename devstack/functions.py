@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.emulators import HOST, EmulatorError, free_port, port_is_free, stop_process_group
+from devstack.paths import ROOT
 from ttma_relay.functions import FUNCTIONS as FUNCTION_TABLE
 
-ROOT = Path(__file__).resolve().parent.parent
 SIGNATURE_TYPES = {spec.name: spec.signature_type for spec in FUNCTION_TABLE}
 
 

@@ -19,7 +19,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from devstack.paths import ROOT
+
 TERRAFORM_DIR = ROOT / "terraform"
 TF_OFFLINE = ROOT.parent / "shared" / "tools" / "tf-offline" / "tf-offline"
 

@@ -2,7 +2,7 @@
 
 # ---------------------------------------------------------------------------------------------
 # Contract with the Python code (ttma_relay/settings.py, main.py). Checked from both sides:
-# tests/test_terraform_contract.py parses these maps (keep one `NAME = value` per line) and
+# tests/integration/test_terraform_contract.py parses these maps (keep one `NAME = value` per line) and
 # terraform/tests/*.tftest.hcl asserts the deployed functions use them.
 #   *_env         -> service_config.environment_variables
 #   *_secret_env  -> service_config.secret_environment_variables (Secret Manager references)
@@ -132,7 +132,7 @@ locals {
   # Only main.py, requirements.txt and the runtime packages (verify/, handlers/, ttma_relay/) are
   # deployed. Top-level files other than main.py / requirements.txt are excluded by listing them;
   # top-level directories that are not runtime packages must be listed below
-  # (tests/test_terraform_contract.py fails when a new one is not).
+  # (tests/integration/test_terraform_contract.py fails when a new one is not).
   #
   # archive_file (hashicorp/archive >= 2.5, ZipArchiver.ArchiveDir) matches every path of its
   # walk, relative to source_dir, against each exclude with doublestar.PathMatch, the root "."
@@ -179,7 +179,7 @@ data "archive_file" "source" {
   output_path      = "${path.module}/.build/function-source.zip"
   # exclude_symlink_directories stays unset (false): from 2.4.2 the provider answers a
   # symlinked directory with filepath.SkipDir, which skips the rest of its parent directory.
-  # The repository holds no symlinks (tests/test_terraform_contract.py checks the zip's files).
+  # The repository holds no symlinks (tests/integration/test_terraform_contract.py checks the zip's files).
 }
 
 # The object name carries the zip's content hash: a code change uploads a new object, which

@@ -1,4 +1,10 @@
-"""Shared fixtures: the real emulators, unique Pub/Sub names, the real ingest app.
+"""Shared fixtures: the real emulators, unique Pub/Sub names, a function's environment.
+
+The tests are in three folders: ``unit/`` (no emulators, no Java: the handlers' decisions with
+in-memory fakes of the project's own ports), ``integration/`` (the real emulators, the sandbox,
+Terraform; apps in-process) and ``e2e/`` (served functions, the local stack, the soak). Helpers
+are in ``support/``; fixtures in ``fixtures/``, registered below (``pytest_plugins``), so every
+fixture a test uses is found here or there, never through an import.
 
 The emulators are started once per session unless the environment already points at running
 ones (``.ci/run`` and ``make test`` start them; a bare ``pytest`` starts its own). An emulator
@@ -10,16 +16,20 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
 from devstack.emulators import EmulatorError, build_emulators
-from tests import message_schema
-from tests.archive_fixtures import *  # noqa: F403 - storage_client, archive_bucket, ...
-from tests.sandbox_fixtures import *  # noqa: F403 - sandbox, sandbox_server, ttma_client, ...
+from tests.support import message_schema
 from ttma_relay.adapters.publisher import CallEventPublisher
+
+pytest_plugins = [
+    "tests.fixtures.archive",  # storage_client, archive_bucket, calls_collection, archive_env, ...
+    "tests.fixtures.sandbox",  # sandbox_server, sandbox, webhook_receiver, ttma_client
+    "tests.fixtures.stack",  # dev_stack (a whole local stack per module)
+]
 
 TEST_PROJECT = "ttma-relay-test"
 EMULATOR_VARS = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
@@ -48,6 +58,24 @@ def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@pytest.fixture
+def function_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., dict[str, str]]]:
+    """``function_env(env, unset=(...))``: set a function's environment for an in-process app
+    and forget the clients built for the previous one (``wiring.reset``), again after the test."""
+    from handlers import wiring
+
+    def apply(env: Mapping[str, str], *, unset: Iterable[str] = ()) -> dict[str, str]:
+        for name in unset:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        wiring.reset()
+        return dict(env)
+
+    yield apply
+    wiring.reset()
 
 
 @pytest.fixture
@@ -103,7 +131,7 @@ def _published_messages_match_the_schema(
     ``AssertionError`` is raised into the handler. Handlers turn a publish failure into a 503
     or a failed count, so the failure is also recorded and fails this test at teardown. Poison
     messages that tests publish through a raw ``PublisherClient`` are not touched. Served
-    functions (subprocesses) are checked by the schema tap in ``tests/stack_fixtures.py``.
+    functions (subprocesses) are checked by the schema tap in ``tests/fixtures/stack.py``.
     """
     original = CallEventPublisher.publish
     failures: list[str] = []

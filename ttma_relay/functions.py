@@ -3,7 +3,7 @@
 ``main.py`` defines one entry point per row (a test holds its names and decorators to the
 table); ``handlers.wiring`` validates each row's settings and builds its clients;
 ``devstack`` serves each row with its signature type, its settings and, for subscribers, a push
-subscription with the row's ack deadline; ``tests/test_terraform_contract.py`` holds
+subscription with the row's ack deadline; ``tests/integration/test_terraform_contract.py`` holds
 ``terraform/functions.tf`` and ``terraform/pubsub.tf`` to the table (entry points, environment,
 ingress, timeouts, ack deadlines). Adding a fifth function starts here.
 

@@ -5,7 +5,7 @@ how a downstream consumer is subscribed. This module reads that resource block (
 rewrites ``each.*`` for one sample consumer and the references to other resources into the ids
 the provider gives them, and has ``terraform console`` evaluate the whole block with the
 module's variable defaults. The result is committed, so that ``make dev CONSUMERS=...`` needs no
-Terraform; ``tests/test_consumer_push.py`` regenerates it and fails on any drift.
+Terraform; ``tests/integration/test_consumer_push.py`` regenerates it and fails on any drift.
 
     python -m devstack.consumers.terraform --write   # after changing consumer_push or its defaults
     python -m devstack.consumers.terraform --check   # exit 1 when the committed file is stale
@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from devstack.consumers.subscriptions import SETTINGS_FILE
+from devstack.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 PUBSUB_TF = ROOT / "terraform" / "pubsub.tf"
 RESOURCE = ("google_pubsub_subscription", "consumer_push")
 SAMPLE = {

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from devstack.consumers import Consumer
 from devstack.emulators import HOST, free_port, port_is_free
+from devstack.paths import ROOT
 from ttma_relay import functions as function_table
 
-ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = ROOT / ".devstack"
 DEFAULT_PORT_BASE = 8080
 # Service → offset from the port base. 8085 is the Pub/Sub emulator's usual port.

@@ -18,7 +18,7 @@ variables {
   # The environment variable names each function reads, exactly as ttma_relay/settings.py
   # defines INGEST_ENV / ARCHIVE_ENV / RECONCILE_ENV / SECRET_ENV (THREADS, read by the
   # functions-framework server and not by the code, is left out of the comparisons).
-  # tests/test_terraform_contract.py checks these lists against the Python settings.
+  # tests/integration/test_terraform_contract.py checks these lists against the Python settings.
   expected_ingest_env    = ["CALL_EVENTS_TOPIC", "DELIVERIES_COLLECTION", "DELIVERY_TTL_DAYS", "FIRESTORE_DATABASE", "GOOGLE_CLOUD_PROJECT", "INGEST_BUDGET_SECONDS", "MAX_BODY_BYTES", "TTMA_SIGNATURE_TOLERANCE_SECONDS", "TTMA_WEBHOOK_SECRET", "TTMA_WEBHOOK_SECRET_PREVIOUS"]
   expected_archive_env   = ["ARCHIVE_BUCKET", "CALLS_COLLECTION", "FIRESTORE_DATABASE", "GOOGLE_CLOUD_PROJECT", "RECORDING_WAIT_SECONDS", "TTMA_API_BASE_URL", "TTMA_API_KEY"]
   expected_reconcile_env = ["CALL_EVENTS_TOPIC", "DELIVERIES_COLLECTION", "DELIVERY_TTL_DAYS", "FIRESTORE_DATABASE", "GOOGLE_CLOUD_PROJECT", "RECONCILE_GRACE_SECONDS", "RECONCILE_LOOKBACK_HOURS", "TTMA_API_BASE_URL", "TTMA_API_KEY"]

@@ -1,5 +1,5 @@
 """Builders for the archiver tests: Pub/Sub pushes, CloudEvents, polling, an out-of-process
-sandbox. The fixtures are in ``tests/archive_fixtures.py``.
+sandbox. The fixtures are in ``tests/fixtures/archive.py``.
 
 Messages are built the way ingest publishes them (``data`` = the envelope bytes, attributes
 from ``contract.messages.message_attributes``); pushes are the Pub/Sub push body, which
@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -25,11 +24,13 @@ import httpx
 from cloudevents.http import CloudEvent
 
 from devstack.emulators import stop_process_group
+from tests.support.paths import REPO_ROOT
+from tests.support.payloads import encode
 from ttma_relay.contract.call_event import PUBSUB_EVENT_TYPE
 from ttma_relay.contract.call_keys import object_prefix
 from ttma_relay.contract.messages import message_attributes
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 TOPIC_SOURCE = "//pubsub.googleapis.com/projects/ttma-relay-test/topics/ttma-call-events"
 
 
@@ -46,10 +47,6 @@ def envelope_for(call: Mapping[str, Any], delivery_id: str | None = None) -> dic
         "timestamp": iso(datetime.now(UTC)),
         "data": dict(call),
     }
-
-
-def encode(envelope: Any) -> bytes:
-    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def push_body(

@@ -15,12 +15,11 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from tests.pubsub_helpers import pull_all
-from tests.stack_fixtures import *  # noqa: F403 - dev_stack
-from tests.stack_fixtures import RunningStack, stack_environment
-from tests.test_cli import ENV_NAMES
+from tests.fixtures.stack import ENV_NAMES, RunningStack, stack_environment
+from tests.support.pubsub import pull_all
 from ttma_relay.cli import main
-from ttma_relay.cli.doctor_checks import CHECKPOINT_DOCUMENT, CHECKS, flip_one_hex_digit
+from ttma_relay.adapters.deliveries import CHECKPOINT_DOCUMENT
+from ttma_relay.cli.doctor_checks import CHECKS, flip_one_hex_digit
 
 ALL = [name for name, _ in CHECKS]
 TAP = "schema-tap-*"  # stack_fixtures' own pull subscription on the topic

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from pathlib import Path
 
 import functions_framework
 import pytest
@@ -14,7 +13,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from handlers import archive_transcript
 from handlers.subscriber import ArchiveDeps, RetryLater
-from tests.archive_helpers import (
+from tests.support.archive import (
     binary_headers,
     cloud_event,
     encode,
@@ -24,7 +23,8 @@ from tests.archive_helpers import (
     push_body,
     push_for,
 )
-from tests.payloads import delivery
+from tests.support.paths import REPO_ROOT
+from tests.support.payloads import delivery
 from ttma_relay import logs
 from ttma_relay.adapters.archive_store import ArchiveStore
 from ttma_relay.adapters.call_index import CallIndex
@@ -34,7 +34,7 @@ from ttma_relay.contract.messages import message_attributes
 from ttma_relay.settings import ArchiveSettings, GoogleSettings
 
 pytestmark = pytest.mark.emulator
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from devstack.functions import start_function
-from tests.ingest_raw_http import BAD_CHUNKINGS, chunked, exchange, request_bytes
-from tests.payloads import SECRET, delivery, encode, signed_headers
-from tests.pubsub_helpers import pull_all
+from tests.support.payloads import SECRET, delivery, encode, signed_headers
+from tests.support.pubsub import pull_all
+from tests.support.raw_http import BAD_CHUNKINGS, chunked, exchange, request_bytes
 
 pytestmark = pytest.mark.emulator
 MAX_BODY = 64 * 1024

@@ -8,15 +8,15 @@ from __future__ import annotations
 import io
 import json
 import re
-from pathlib import Path
 
 import hcl2
 import pytest
 import sqlglot
 
+from tests.support.paths import REPO_ROOT
 from ttma_relay.contract.messages import ATTRIBUTE_NAMES
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "consumers.md"
+DOC = REPO_ROOT / "docs" / "consumers.md"
 TEXT = DOC.read_text()
 
 

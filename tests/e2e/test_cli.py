@@ -19,22 +19,12 @@ import pytest
 from click.testing import CliRunner
 
 from devstack.emulators import free_port
-from devstack.stack import endpoints
-from devstack.stack.config import PORT_OFFSETS, StackConfig
-from devstack.stack.services import StackSecrets
-from tests.stack_fixtures import *  # noqa: F403 - dev_stack
-from tests.stack_fixtures import RunningStack, stack_environment, wait_until
+from tests.fixtures.stack import ENV_NAMES, RunningStack, stack_environment, wait_until
 from ttma_relay.cli import main
 from ttma_relay.contract.ended_reasons import KNOWN_ENDED_REASONS
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("ttma-relay")
 COMMANDS = ("send", "configure-webhook", "calls", "call", "tail")
-# Every name endpoints.env sets: unset around each in-process run, and restored after it
-# (``--env-file`` updates os.environ; CliRunner restores only the names it was given).
-ENV_NAMES = (
-    *endpoints(StackConfig(ports=dict.fromkeys(PORT_OFFSETS, 1)), StackSecrets("s", "k")),
-    "FIRESTORE_DATABASE",
-)
 
 
 def run(stack: RunningStack | None, *args: str, env: dict[str, str] | None = None) -> Any:

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from scripts import terraform_docs
+from tests.support.paths import REPO_ROOT
 
-MODULE = Path(__file__).resolve().parent.parent / "terraform"
+MODULE = REPO_ROOT / "terraform"
 
 
 def test_readme_tables_are_up_to_date() -> None:

@@ -21,9 +21,10 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
+from tests.support.paths import REPO_ROOT
 from ttma_relay.contract.messages import SCHEMA_VERSION
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "docs" / "schema" / f"v{SCHEMA_VERSION}"
+SCHEMA_DIR = REPO_ROOT / "docs" / "schema" / f"v{SCHEMA_VERSION}"
 DATA_SCHEMA_FILE = SCHEMA_DIR / "call-event.schema.json"
 ATTRIBUTES_SCHEMA_FILE = SCHEMA_DIR / "call-event-attributes.schema.json"
 MAX_ATTRIBUTE_VALUE_BYTES = 1024  # Pub/Sub's limit per value; longer values are cut

@@ -15,7 +15,7 @@ from requests.structures import CaseInsensitiveDict
 
 from handlers import archive_recording
 from handlers.subscriber import ArchiveDeps, RetryLater
-from tests.archive_helpers import cloud_event, envelope_for, prefix_of, push_for
+from tests.support.archive import cloud_event, envelope_for, prefix_of, push_for
 from ttma_relay.adapters.archive_store import (
     ArchiveStore,
     ContentRejected,

@@ -6,12 +6,12 @@ import copy
 import json
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import verify
+from tests.support.paths import TEST_DATA
 
-GOLDEN = json.loads((Path(__file__).parent / "data" / "call_ended.json").read_text())
+GOLDEN = json.loads((TEST_DATA / "call_ended.json").read_text())
 SECRET = "whsec_test_current_0123456789abcdef0123456789"
 PREVIOUS_SECRET = "whsec_test_previous_0123456789abcdef012345678"
 
@@ -25,8 +25,12 @@ def delivery(**data_overrides: Any) -> dict[str, Any]:
     return envelope
 
 
-def encode(envelope: Any) -> bytes:
-    return json.dumps(envelope, separators=(",", ":")).encode("utf-8")
+def encode(envelope: Any, *, ascii_only: bool = False) -> bytes:
+    """Compact UTF-8 JSON, non-ASCII as is: how the vendor sends bodies (the tests' one encoder).
+
+    ``ascii_only``: every non-ASCII character as a ``\\u`` escape instead, which is the only
+    way to put a lone surrogate into a body (it has no UTF-8 form)."""
+    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=ascii_only).encode("utf-8")
 
 
 def signed_headers(

@@ -18,13 +18,13 @@ import sys
 import time
 import tracemalloc
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 import verify
+from tests.support.paths import REPO_ROOT
 from ttma_sandbox import (
     CALL_FIELDS,
     DEFAULT_AGENT_NUMBER,
@@ -38,7 +38,7 @@ from ttma_sandbox.mp3 import CHUNK_BYTES
 from ttma_sandbox.webhook_receiver import WebhookReceiver
 
 SECRET = "whsec_sandbox_test_secret_0123456789abcdef"
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = REPO_ROOT
 # MPEG-1 Layer III tables, written out here independently of the sandbox's generator.
 MPEG1_L3_KBPS = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, -1)
 MPEG1_SAMPLE_RATES = (44100, 48000, 32000, -1)

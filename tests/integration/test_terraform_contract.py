@@ -25,15 +25,15 @@ import importlib.util
 import os
 import re
 import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tests.support.paths import REPO_ROOT
 from ttma_relay import settings
 from ttma_relay.functions import BY_NAME, FUNCTIONS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 TERRAFORM = ROOT / "terraform"
 FUNCTIONS_TF = TERRAFORM / "functions.tf"
 TFTEST = TERRAFORM / "tests" / "security.tftest.hcl"

@@ -30,9 +30,9 @@ from hypothesis import strategies as st
 
 import verify
 from devstack.functions import start_function
-from tests.ingest_raw_http import BAD_CHUNKINGS, RawResponse, exchange, request_bytes
-from tests.payloads import SECRET, delivery
-from tests.pubsub_helpers import pull_all
+from tests.support.payloads import SECRET, delivery
+from tests.support.pubsub import pull_all
+from tests.support.raw_http import BAD_CHUNKINGS, RawResponse, exchange, request_bytes
 
 pytestmark = pytest.mark.emulator
 EXAMPLES = int(os.environ.get("TTMA_FUZZ_EXAMPLES", "500"))  # CI; make fuzz: 100000

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,14 +20,15 @@ from click.testing import CliRunner
 
 from devstack.consumers.receiver import ConsumerReceiver
 from devstack.emulators import free_port
-from tests.pubsub_helpers import pull_all
+from tests.support.paths import TEST_DATA
+from tests.support.pubsub import pull_all
 from ttma_relay.adapters.deliveries import DeliveryClaims
 from ttma_relay.adapters.publisher import CallEventPublisher
 from ttma_relay.cli import main
 from ttma_relay.contract.messages import message_attributes, reconcile_envelope
 
 pytestmark = pytest.mark.emulator
-DATA = Path(__file__).resolve().parent / "data" / "call_ended.json"
+DATA = TEST_DATA / "call_ended.json"
 DEAD_LETTER_NAMES = {
     "CloudPubSubDeadLetterSourceDeliveryCount",
     "CloudPubSubDeadLetterSourceSubscription",

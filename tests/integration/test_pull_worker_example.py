@@ -11,15 +11,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import threading
-from pathlib import Path
 
 import pytest
 
+from tests.support.paths import REPO_ROOT
 from ttma_relay.adapters.publisher import CallEventPublisher
 from ttma_relay.contract.messages import message_attributes, reconcile_envelope
 
 pytestmark = pytest.mark.emulator
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 DATA = ROOT / "tests" / "data" / "call_ended.json"
 
 

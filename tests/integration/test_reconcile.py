@@ -10,23 +10,23 @@ from __future__ import annotations
 import json
 import threading
 import time
-from pathlib import Path
 
 import functions_framework
 import pytest
 
 from handlers import wiring
-from tests.pubsub_helpers import pull_all
+from tests.support.paths import REPO_ROOT
+from tests.support.pubsub import pull_all
 from ttma_relay.adapters.deliveries import CHECKPOINT_DOCUMENT, DeliveryClaims
 
 pytestmark = pytest.mark.emulator
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 
 
 @pytest.fixture
-def reconcile_env(emulators, sandbox, topic_with_subscription, unique, monkeypatch):
+def reconcile_env(emulators, sandbox, topic_with_subscription, unique, function_env):
     topic_id, _ = topic_with_subscription
-    env = {
+    return function_env({
         "GOOGLE_CLOUD_PROJECT": emulators["GOOGLE_CLOUD_PROJECT"],
         "CALL_EVENTS_TOPIC": topic_id,
         "DELIVERIES_COLLECTION": f"deliveries_{unique}",
@@ -34,12 +34,7 @@ def reconcile_env(emulators, sandbox, topic_with_subscription, unique, monkeypat
         "TTMA_API_BASE_URL": sandbox.url,
         "RECONCILE_LOOKBACK_HOURS": "2",
         "RECONCILE_GRACE_SECONDS": "30",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    wiring.reset()
-    yield env
-    wiring.reset()
+    })  # fmt: skip
 
 
 def _client():

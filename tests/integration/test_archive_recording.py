@@ -9,14 +9,13 @@ import io
 import json
 import tracemalloc
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import functions_framework
 import pytest
 
 from handlers import archive_recording
 from handlers.subscriber import ArchiveDeps, RetryLater
-from tests.archive_helpers import (
+from tests.support.archive import (
     cloud_event,
     encode,
     envelope_for,
@@ -27,6 +26,7 @@ from tests.archive_helpers import (
     push_for,
     sandbox_process,
 )
+from tests.support.paths import REPO_ROOT
 from ttma_relay import logs
 from ttma_relay.adapters.archive_store import ArchiveStore, ContentRejected
 from ttma_relay.adapters.call_index import CallIndex
@@ -36,7 +36,7 @@ from ttma_relay.contract.messages import message_attributes
 from ttma_relay.settings import ArchiveSettings, GoogleSettings
 
 pytestmark = pytest.mark.emulator
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 MiB = 1024 * 1024
 
 

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 
-from devstack import consumer_terraform
+from devstack.consumers import terraform as consumer_terraform
 from devstack.consumers import (
     Consumer,
     ConsumerError,
@@ -31,11 +30,12 @@ from devstack.consumers import (
 from devstack.consumers.receiver import ConsumerReceiver, Received
 from devstack.stack.config import TOPIC, StackConfig
 from devstack.terraform_eval import TerraformEvalError
+from tests.support.paths import TEST_DATA
 from ttma_relay.adapters.publisher import CallEventPublisher
 from ttma_relay.contract.messages import ATTRIBUTE_NAMES, message_attributes, reconcile_envelope
 
 pytestmark = pytest.mark.emulator
-DATA = Path(__file__).resolve().parent / "data" / "call_ended.json"
+DATA = TEST_DATA / "call_ended.json"
 PUSH_TIMEOUT = 30.0
 
 

@@ -15,7 +15,6 @@ import random
 import uuid
 from concurrent.futures import Future
 from datetime import UTC, datetime
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -24,8 +23,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from tests import message_schema
-from tests.message_schema import (
+from tests.fixtures.stack import _check_schema_tap
+from tests.support import message_schema
+from tests.support.message_schema import (
     ATTRIBUTES_SCHEMA_FILE,
     DATA_SCHEMA_FILE,
     SCHEMA_DIR,
@@ -33,8 +33,8 @@ from tests.message_schema import (
     validate_call,
     validate_message,
 )
-from tests.payloads import GOLDEN
-from tests.stack_fixtures import _check_schema_tap
+from tests.support.paths import TEST_DATA
+from tests.support.payloads import GOLDEN, encode
 from ttma_relay.adapters.publisher import CallEventPublisher
 from ttma_relay.contract.ended_reasons import KNOWN_ENDED_REASONS
 from ttma_relay.contract.messages import (
@@ -50,7 +50,7 @@ from ttma_sandbox.state import SandboxState
 
 DATA_SCHEMA = load_schema(DATA_SCHEMA_FILE)
 ATTRIBUTES_SCHEMA = load_schema(ATTRIBUTES_SCHEMA_FILE)
-GOLDEN_FILE = Path(__file__).parent / "data" / "call_ended.json"
+GOLDEN_FILE = TEST_DATA / "call_ended.json"
 PROPERTY_SETTINGS = settings(max_examples=200, derandomize=True, database=None, deadline=None)
 
 # The vendor's documented examples (shared/vendor/call-results-api.md), transcribed field by
@@ -106,10 +106,6 @@ VENDOR_WEBHOOK_PAYLOAD: dict[str, Any] = {
         "quality": {"grade": "A"},
     },
 }
-
-
-def encode(envelope: Any) -> bytes:
-    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def check_envelope(envelope: dict[str, Any], source: str = "webhook") -> None:
@@ -524,7 +520,7 @@ def test_the_hook_passes_valid_messages_to_pubsub_and_stops_invalid_ones(
     _published_messages_match_the_schema.clear()  # (this one meant it)
 
 
-# --- the stack's schema tap (tests/stack_fixtures.py) ------------------------------------------
+# --- the stack's schema tap (tests/fixtures/stack.py) ------------------------------------------
 
 
 def tapped(envelope: dict[str, Any], attributes: dict[str, str]) -> SimpleNamespace:

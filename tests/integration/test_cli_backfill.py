@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from tests.pubsub_helpers import pull_all
+from tests.support.pubsub import pull_all
 from ttma_relay.adapters.deliveries import CHECKPOINT_DOCUMENT, DeliveryClaims
 from ttma_relay.cli import main
 

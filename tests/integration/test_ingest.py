@@ -6,7 +6,6 @@ import json
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import functions_framework
@@ -15,8 +14,9 @@ from google.api_core import exceptions as gexc
 
 from handlers import ingest as ingest_handler
 from handlers import wiring
-from tests.payloads import PREVIOUS_SECRET, SECRET, delivery, encode, signed_headers
-from tests.pubsub_helpers import pull_all
+from tests.support.paths import REPO_ROOT
+from tests.support.payloads import PREVIOUS_SECRET, SECRET, delivery, encode, signed_headers
+from tests.support.pubsub import pull_all
 from ttma_relay.adapters.deliveries import (
     LEASE_MARGIN_SECONDS,
     DeliveryClaims,
@@ -25,27 +25,24 @@ from ttma_relay.adapters.deliveries import (
 from ttma_relay.contract.messages import ATTRIBUTE_NAMES
 
 pytestmark = pytest.mark.emulator
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 
 
 @pytest.fixture
 def ingest_env(
-    emulators: dict[str, str], topic_with_subscription, unique: str, monkeypatch
+    emulators: dict[str, str], topic_with_subscription, unique: str, function_env
 ) -> dict[str, str]:
     topic_id, _ = topic_with_subscription
-    env = {
-        "GOOGLE_CLOUD_PROJECT": emulators["GOOGLE_CLOUD_PROJECT"],
-        "TTMA_WEBHOOK_SECRET": SECRET,
-        "CALL_EVENTS_TOPIC": topic_id,
-        "DELIVERIES_COLLECTION": f"deliveries_{unique}",
-        "MAX_BODY_BYTES": str(64 * 1024),
-    }
-    monkeypatch.delenv("TTMA_WEBHOOK_SECRET_PREVIOUS", raising=False)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    wiring.reset()
-    yield env
-    wiring.reset()
+    return function_env(
+        {
+            "GOOGLE_CLOUD_PROJECT": emulators["GOOGLE_CLOUD_PROJECT"],
+            "TTMA_WEBHOOK_SECRET": SECRET,
+            "CALL_EVENTS_TOPIC": topic_id,
+            "DELIVERIES_COLLECTION": f"deliveries_{unique}",
+            "MAX_BODY_BYTES": str(64 * 1024),
+        },
+        unset=("TTMA_WEBHOOK_SECRET_PREVIOUS",),
+    )
 
 
 @pytest.fixture
@@ -206,7 +203,7 @@ HOSTILE_BODIES = {
         "unpaired surrogate",
     ),
     "lone_surrogate_in_transcript": (  # json.dumps writes a lone surrogate as its escape
-        encode(delivery(transcript="[Agent] hi \ud83d")),
+        encode(delivery(transcript="[Agent] hi \ud83d"), ascii_only=True),
         "unpaired surrogate",
     ),
     "lone_surrogate_in_a_key": (hostile(r'"\udfff":1'), "unpaired surrogate"),
@@ -318,17 +315,15 @@ def test_timestamps_just_inside_the_tolerance_are_accepted(client):
         assert post(client, delivery(), timestamp=now + skew).status_code == 200
 
 
-def test_secret_rotation_accepts_previous_only_while_configured(ingest_env, monkeypatch):
+def test_secret_rotation_accepts_previous_only_while_configured(ingest_env, function_env):
     envelope = delivery()
-    monkeypatch.setenv("TTMA_WEBHOOK_SECRET_PREVIOUS", PREVIOUS_SECRET)
-    wiring.reset()
+    function_env({"TTMA_WEBHOOK_SECRET_PREVIOUS": PREVIOUS_SECRET})
     app = functions_framework.create_app(target="ingest", source=str(ROOT / "main.py"))
     client = app.test_client()
     assert post(client, envelope, secret=PREVIOUS_SECRET).status_code == 200
     assert post(client, delivery(), secret=SECRET).status_code == 200
 
-    monkeypatch.delenv("TTMA_WEBHOOK_SECRET_PREVIOUS")
-    wiring.reset()
+    function_env({}, unset=("TTMA_WEBHOOK_SECRET_PREVIOUS",))
     response = post(client, delivery(), secret=PREVIOUS_SECRET)
     assert response.status_code == 401
 

@@ -22,7 +22,7 @@ import httpx
 from devstack.emulators import port_is_free
 from devstack.stack.config import main_has_entry_point
 from devstack.stack.processes import StackState, group_members, marked_processes
-from tests.stack_fixtures import (
+from tests.fixtures.stack import (
     TEST_STACK_OPTIONS,
     RunningStack,
     stack_command,

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from devstack.functions import start_function
-from tests.archive_helpers import encode, envelope_for, object_names, prefix_of, wait_for
+from tests.support.archive import envelope_for, object_names, prefix_of, wait_for
+from tests.support.payloads import encode
 from ttma_relay.adapters.call_index import CallIndex
 from ttma_relay.contract.call_keys import call_key
 from ttma_relay.contract.messages import message_attributes
