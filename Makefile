@@ -12,6 +12,9 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	@# The dev tools and the functions' own code (devstack/, ttma_sandbox/, handlers/, main.py)
+	@# are not in the package (`pip install .` is the CLI): the venv finds them in the repository.
+	$(BIN)/python -c 'import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "ttma-relay-repository.pth").write_text(str(pathlib.Path.cwd()) + "\n")'
 	@touch $(STAMP)
 
 venv: $(STAMP) ## create .venv and install the pinned requirements

@@ -1,6 +1,6 @@
 """The ``ingest`` HTTP function: verify, deduplicate and publish one TTMA webhook delivery.
 
-Status policy (ARCHITECTURE.md): 200 accepted or duplicate · 400 malformed · 401 signature ·
+Status policy (docs/architecture.md): 200 accepted or duplicate · 400 malformed · 401 signature ·
 405 not POST · 409 in flight · 413 too large · 503 backend unavailable · never 410 (the vendor
 disables the webhook on 410). Every refusal is an ``IngestError``; ``STATUS_BY_ERROR`` is the
 one table that maps them to status codes.

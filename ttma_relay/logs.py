@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import IO, Any
+
+from ttma_relay.contract.timestamps import iso_millis
 
 TRACE_KEY = "logging.googleapis.com/trace"
 SEVERITIES = frozenset({"DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL"})
@@ -73,8 +75,7 @@ def log_event(severity: str, message: str, **fields: Any) -> None:
 
 
 def _now() -> str:
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+    return iso_millis(datetime.now(UTC))
 
 
 def safe_fields(mapping: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:

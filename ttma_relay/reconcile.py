@@ -48,6 +48,7 @@ from ttma_relay.adapters.deliveries import (
 from ttma_relay.adapters.ttma_api import TtmaApiError, TtmaClient
 from ttma_relay.contract.call_keys import parse_timestamp
 from ttma_relay.contract.messages import message_attributes, reconcile_envelope
+from ttma_relay.contract.timestamps import iso_millis
 
 SLICE = timedelta(minutes=10)
 OVERLAP = timedelta(hours=2)  # longer than any call: one still going on is listed again later
@@ -96,8 +97,7 @@ class RunReport:
 def _iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return iso_millis(moment)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ import threading
 import time
 from datetime import UTC, datetime
 
+from ttma_relay.contract.timestamps import iso_millis
+
 
 class SandboxClock:
     """Wall-clock time shifted by an adjustable offset (thread-safe)."""
@@ -46,8 +48,7 @@ class SandboxClock:
 
 def format_timestamp(moment: datetime) -> str:
     """ISO 8601 in UTC with milliseconds and a ``Z``, as the vendor writes timestamps."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return iso_millis(moment)
 
 
 def parse_timestamp(text: str) -> datetime:

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 from tests.fixtures.stack import ENV_NAMES, RunningStack, stack_environment
 from tests.support.pubsub import pull_all
-from ttma_relay.cli import main
 from ttma_relay.adapters.deliveries import CHECKPOINT_DOCUMENT
+from ttma_relay.cli import main
 from ttma_relay.cli.doctor_checks import CHECKS, flip_one_hex_digit
 
 ALL = [name for name, _ in CHECKS]

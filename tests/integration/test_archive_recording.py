@@ -19,7 +19,6 @@ from tests.support.archive import (
     cloud_event,
     encode,
     envelope_for,
-    iso,
     object_names,
     prefix_of,
     push_body,
@@ -33,6 +32,7 @@ from ttma_relay.adapters.call_index import CallIndex
 from ttma_relay.adapters.ttma_api import TtmaClient
 from ttma_relay.contract.call_keys import call_key
 from ttma_relay.contract.messages import message_attributes
+from ttma_relay.contract.timestamps import iso_millis
 from ttma_relay.settings import ArchiveSettings, GoogleSettings
 
 pytestmark = pytest.mark.emulator
@@ -374,7 +374,7 @@ def test_a_20_mb_recording_is_archived_in_bounded_memory(archive_bucket, index):
 def test_ended_at_in_the_message_dates_the_object(sandbox, make_deps, archive_bucket):
     call = sandbox.state.simulate_call(ended_at="2026-01-31T23:59:59.000-05:00")
     envelope = envelope_for(call)
-    envelope["timestamp"] = iso(datetime(2030, 1, 1, tzinfo=UTC))
+    envelope["timestamp"] = iso_millis(datetime(2030, 1, 1, tzinfo=UTC))
     assert run(make_deps(), envelope) == "archived"
     assert object_names(archive_bucket) == {
         f"calls/2026/02/01/{call_key(call['id'])}/recording.mp3"

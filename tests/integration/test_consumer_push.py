@@ -18,7 +18,6 @@ import os
 
 import pytest
 
-from devstack.consumers import terraform as consumer_terraform
 from devstack.consumers import (
     Consumer,
     ConsumerError,
@@ -27,6 +26,7 @@ from devstack.consumers import (
     subscription_name,
     subscription_request,
 )
+from devstack.consumers import terraform as consumer_terraform
 from devstack.consumers.receiver import ConsumerReceiver, Received
 from devstack.stack.config import TOPIC, StackConfig
 from devstack.terraform_eval import TerraformEvalError

@@ -29,14 +29,10 @@ from tests.support.payloads import encode
 from ttma_relay.contract.call_event import PUBSUB_EVENT_TYPE
 from ttma_relay.contract.call_keys import object_prefix
 from ttma_relay.contract.messages import message_attributes
+from ttma_relay.contract.timestamps import iso_millis
 
 ROOT = REPO_ROOT
 TOPIC_SOURCE = "//pubsub.googleapis.com/projects/ttma-relay-test/topics/ttma-call-events"
-
-
-def iso(moment: datetime) -> str:
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def envelope_for(call: Mapping[str, Any], delivery_id: str | None = None) -> dict[str, Any]:
@@ -44,7 +40,7 @@ def envelope_for(call: Mapping[str, Any], delivery_id: str | None = None) -> dic
     return {
         "event": "call.ended",
         "deliveryId": delivery_id or str(uuid.uuid4()),
-        "timestamp": iso(datetime.now(UTC)),
+        "timestamp": iso_millis(datetime.now(UTC)),
         "data": dict(call),
     }
 
@@ -61,7 +57,7 @@ def push_body(
             "data": base64.b64encode(data).decode(),
             "attributes": dict(attributes or {}),
             "messageId": message_id or str(uuid.uuid4().int)[:16],
-            "publishTime": iso(datetime.now(UTC)),
+            "publishTime": iso_millis(datetime.now(UTC)),
         },
         "subscription": "projects/ttma-relay-test/subscriptions/archive",
     }

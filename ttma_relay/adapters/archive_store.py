@@ -2,7 +2,7 @@
 
 Every write is conditional on the object not existing (``if_generation_match=0``); an object
 that is already there counts as success, so redelivered and duplicated messages change nothing
-(ARCHITECTURE.md, "Archive contract").
+(docs/architecture.md, "Archive contract").
 
 Nothing here ever deletes or overwrites an object: the archivers hold only
 ``roles/storage.objectCreator`` and ``roles/storage.objectViewer`` on the bucket. A bad upload

@@ -35,6 +35,7 @@ from ttma_relay.cli.common import (
 )
 from ttma_relay.contract.call_keys import CallKeyError, call_key
 from ttma_relay.contract.ended_reasons import KNOWN_ENDED_REASONS
+from ttma_relay.contract.timestamps import iso_millis
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -80,8 +81,7 @@ class When(click.ParamType):
 def jsonable(value: Any) -> Any:
     """Firestore values as JSON: timestamps as ISO 8601 UTC."""
     if isinstance(value, datetime):
-        moment = value.astimezone(UTC)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        return iso_millis(value)
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ttma_relay.contract.timestamps import iso_millis
+
 SELF_TEST_EVENT = "ttma-relay.self_test"  # handlers/ingest.py: answered 200, never published
 TIMEOUT_SECONDS = 5.0
 BACKLOG_PULL_MAX = 1000  # counted at most; more shows as "1000+"
@@ -95,7 +97,7 @@ def self_test_delivery() -> tuple[bytes, dict[str, str]]:
     envelope = {
         "event": SELF_TEST_EVENT,
         "deliveryId": f"self-test:{uuid.uuid4()}",
-        "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "timestamp": iso_millis(datetime.now(UTC)),
         "data": {"id": "self-test"},
     }
     body = json.dumps(envelope, separators=(",", ":")).encode()

@@ -44,6 +44,7 @@ from ttma_relay.cli.common import (
     project_option,
     warn,
 )
+from ttma_relay.contract.timestamps import iso_millis
 
 DEAD_LETTER_PREFIX = "CloudPubSubDeadLetter"  # what Pub/Sub adds when it dead-letters
 SOURCE_SUBSCRIPTION = "CloudPubSubDeadLetterSourceSubscription"
@@ -76,11 +77,6 @@ def replay_attributes(attributes: Mapping[str, str]) -> dict[str, str]:
     kept["source"] = "replay"
     kept.setdefault("Content-Type", CONTENT_TYPE)
     return kept
-
-
-def _iso(moment: datetime) -> str:
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 @dataclass
@@ -125,7 +121,7 @@ class DeadLetter:
         attempts = self.attributes.get(DELIVERY_COUNT)
         document: dict[str, Any] = {
             "messageId": self.message_id,
-            "publishTime": _iso(self.publish_time),
+            "publishTime": iso_millis(self.publish_time),
             "callId": self.call_id or None,
             "deliveryId": self.attributes.get("deliveryId"),
             "source": self.attributes.get("source"),

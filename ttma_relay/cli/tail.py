@@ -25,6 +25,7 @@ from ttma_relay.cli.common import (
     google_errors,
     project_option,
 )
+from ttma_relay.contract.timestamps import iso_millis
 
 SUBSCRIPTION_PREFIX = "ttma-relay-tail-"
 PULL_WAIT_SECONDS = 2.0
@@ -40,7 +41,7 @@ def event_line(message: Any) -> str:
     """``<publish time>  <callId>  <endedReason>  <source>  <deliveryId>``."""
     attributes = dict(message.attributes)
     published = message.publish_time
-    moment = published.strftime("%Y-%m-%dT%H:%M:%S.") + f"{published.microsecond // 1000:03d}Z"
+    moment = iso_millis(published)
     return "  ".join(
         [
             moment,

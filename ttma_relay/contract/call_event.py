@@ -2,7 +2,7 @@
 
 functions-framework turns a push body into a CloudEvent of type
 ``google.cloud.pubsub.topic.v1.messagePublished`` whose ``data.message.data`` is the base64 of
-the delivery envelope ``{"event","deliveryId","timestamp","data":{call}}`` (ARCHITECTURE.md,
+the delivery envelope ``{"event","deliveryId","timestamp","data":{call}}`` (docs/architecture.md,
 "Pub/Sub message contract"). Anything that can never be processed, however often it is
 redelivered, raises ``PoisonMessage``: the archivers log its ``reason`` and ack it (return),
 instead of letting Pub/Sub redeliver it until the dead-letter topic takes it.

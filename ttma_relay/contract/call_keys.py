@@ -7,7 +7,7 @@ in the index, so the two forms Firestore forbids (``.``/``..`` and ``__x__``) ge
 leading underscores percent-encoded too, which ``unquote`` still reverses.
 
 The prefix is ``calls/YYYY/MM/DD/<callKey>/`` with the date (UTC) of ``endedAt``, falling back
-to ``startedAt``, then to the delivery timestamp (ARCHITECTURE.md, "Archive contract"). Both
+to ``startedAt``, then to the delivery timestamp (docs/architecture.md, "Archive contract"). Both
 archivers compute it from the message alone, so they agree without talking to each other.
 """
 

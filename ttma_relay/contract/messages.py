@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from ttma_relay.contract.timestamps import iso_millis
+
 SCHEMA_VERSION = "1"
 CONTENT_TYPE = "application/json"
 MAX_ATTRIBUTE_VALUE_BYTES = 1024  # Pub/Sub's limit per attribute value
@@ -77,7 +79,7 @@ def reconcile_envelope(call: Mapping[str, Any], *, now: datetime | None = None) 
     envelope = {
         "event": "call.ended",
         "deliveryId": f"reconcile:{call['id']}",
-        "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z",
+        "timestamp": iso_millis(moment),
         "data": dict(call),
     }
     return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -6,9 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+from ttma_relay.contract.timestamps import iso_millis
 
 
 def sample_delivery(*, now: datetime | None = None) -> dict[str, Any]:
@@ -17,7 +15,7 @@ def sample_delivery(*, now: datetime | None = None) -> dict[str, Any]:
     return {
         "event": "call.ended",
         "deliveryId": str(uuid.uuid4()),
-        "timestamp": _iso(ended),
+        "timestamp": iso_millis(ended),
         "data": {
             "id": f"v3:sample-{uuid.uuid4().hex[:16]}",
             "direction": "outbound",
@@ -25,8 +23,8 @@ def sample_delivery(*, now: datetime | None = None) -> dict[str, Any]:
             "endedReason": "botHangup",
             "callerNumber": "+15550100000",
             "calledNumber": "+15550100001",
-            "startedAt": _iso(started),
-            "endedAt": _iso(ended),
+            "startedAt": iso_millis(started),
+            "endedAt": iso_millis(ended),
             "durationSeconds": 312,
             "recordingAvailable": False,
             "hasTranscript": True,

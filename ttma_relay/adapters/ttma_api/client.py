@@ -46,6 +46,7 @@ from ttma_relay.adapters.ttma_api.webhook_rules import (
     check_webhook_secret,
     check_webhook_url,
 )
+from ttma_relay.contract.timestamps import iso_millis
 from ttma_relay.logs import log_event
 
 __all__ = [
@@ -149,8 +150,7 @@ def format_api_timestamp(value: datetime | str, *, name: str = "timestamp") -> s
         raise InvalidRequestError(f"{name} must be a datetime or an ISO 8601 string")
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise InvalidRequestError(f"{name} needs a time zone (e.g. 'Z' or '+00:00')")
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return iso_millis(moment)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
