@@ -18,6 +18,7 @@ from handlers import wiring
 from handlers.subscriber import answer_retry_later
 
 wiring.validate_settings_for(os.environ.get("FUNCTION_TARGET"))
+wiring.warm_in_worker(os.environ.get("FUNCTION_TARGET"))
 
 
 @functions_framework.http

@@ -2,13 +2,20 @@
 
 Settings are validated at start-up (``validate_settings_for``, called by ``main.py`` for the
 function the instance serves), so a misconfigured deployment fails to start with a clear
-``SettingsError`` instead of failing its first request. Clients are built on first use and
-shared by gunicorn's threads.
+``SettingsError`` instead of failing its first request. Clients are built on the instance's
+first request (in the worker: gRPC channels must not be created before gunicorn forks) and
+shared by gunicorn's threads. Building also warms them: one cheap call per client (a read of a
+document that never exists, a bucket lookup of an object that never exists, the Pub/Sub channel
+connected without an RPC), logged as ``<function> warmed`` with each call's milliseconds. The
+local stack's health probe is that first request, so the stack reports a function healthy only
+once its clients are connected.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TypeVar
@@ -27,6 +34,7 @@ from ttma_relay.adapters.deliveries import (
 from ttma_relay.adapters.publisher import CallEventPublisher
 from ttma_relay.adapters.ttma_api import TtmaClient
 from ttma_relay.functions import BY_NAME
+from ttma_relay.logs import log_event
 from ttma_relay.reconcile import build_reconciler
 from ttma_relay.settings import (
     ArchiveSettings,
@@ -36,6 +44,8 @@ from ttma_relay.settings import (
 )
 
 T = TypeVar("T")
+WARM_UP_DOCUMENT = "_warm-up"  # never written: a read of it is a round trip, nothing more
+WARM_UP_TIMEOUT_SECONDS = 5.0
 _lock = threading.Lock()
 _cache: dict[str, object] = {}
 
@@ -49,6 +59,27 @@ def _once(name: str, build: Callable[[], T]) -> T:
                 value = build()
                 _cache[name] = value
     return value  # type: ignore[return-value]
+
+
+def warm(function: str, steps: dict[str, Callable[[], object]]) -> None:
+    """Run each warm-up call; log their times. A failure is logged (its class name), never
+    raised: the request that follows retries the same call and answers for itself."""
+    fields: dict[str, object] = {}
+    failures: dict[str, str] = {}
+    for name, step in steps.items():
+        started = time.perf_counter()
+        try:
+            step()
+        except Exception as error:
+            failures[name] = type(error).__name__
+        fields[f"{name}Ms"] = round((time.perf_counter() - started) * 1000, 1)
+    log_event("WARNING" if failures else "INFO", f"{function} warmed", function=function,
+              outcome="warmed", **fields, failures=failures or None)  # fmt: skip
+
+
+def _read_missing_document(client: firestore.Client, collection: str) -> Callable[[], object]:
+    document = client.collection(collection).document(WARM_UP_DOCUMENT)
+    return lambda: document.get(retry=None, timeout=WARM_UP_TIMEOUT_SECONDS)
 
 
 def reset() -> None:
@@ -69,15 +100,21 @@ def call_event_publisher(google: GoogleSettings, topic: str) -> CallEventPublish
 def ingest_deps() -> IngestDeps:
     def build() -> IngestDeps:
         settings = IngestSettings.from_env()
+        client = firestore_client(settings.google)
+        publisher = call_event_publisher(settings.google, settings.call_events_topic)
+        warm("ingest", {
+            "firestore": _read_missing_document(client, settings.deliveries_collection),
+            "pubsub": lambda: publisher.warm(WARM_UP_TIMEOUT_SECONDS),
+        })  # fmt: skip
         return IngestDeps(
             settings=settings,
             claims=DeliveryClaims(
-                firestore_client(settings.google),
+                client,
                 settings.deliveries_collection,
                 ttl_days=settings.delivery_ttl_days,
                 lease_seconds=settings.budget_seconds + LEASE_MARGIN_SECONDS,
             ),
-            publisher=call_event_publisher(settings.google, settings.call_events_topic),
+            publisher=publisher,
         )
 
     return _once("ingest", build)
@@ -89,10 +126,16 @@ def archive_deps() -> ArchiveDeps:
     def build() -> ArchiveDeps:
         settings = ArchiveSettings.from_env()
         storage_client = storage.Client(project=settings.google.project)
+        bucket = storage_client.bucket(settings.archive_bucket)
+        client = firestore_client(settings.google)
+        warm("archive", {
+            "firestore": _read_missing_document(client, settings.calls_collection),
+            "storage": lambda: bucket.get_blob(WARM_UP_DOCUMENT, timeout=WARM_UP_TIMEOUT_SECONDS),
+        })  # fmt: skip
         return ArchiveDeps(
             settings=settings,
-            store=ArchiveStore(storage_client.bucket(settings.archive_bucket)),
-            index=CallIndex(firestore_client(settings.google), settings.calls_collection),
+            store=ArchiveStore(bucket),
+            index=CallIndex(client, settings.calls_collection),
             api=TtmaClient(settings.api_base_url, settings.api_key),
         )
 
@@ -104,17 +147,58 @@ def reconcile_deps() -> ReconcileDeps:
 
     def build() -> ReconcileDeps:
         settings = ReconcileSettings.from_env()
+        client = firestore_client(settings.google)
+        publisher = call_event_publisher(settings.google, settings.call_events_topic)
+        warm("reconcile", {
+            "firestore": _read_missing_document(client, settings.deliveries_collection),
+            "pubsub": lambda: publisher.warm(WARM_UP_TIMEOUT_SECONDS),
+        })  # fmt: skip
         reconciler = build_reconciler(
-            firestore_client(settings.google),
+            client,
             settings.deliveries_collection,
             api=TtmaClient(settings.api_base_url, settings.api_key),
-            publisher=call_event_publisher(settings.google, settings.call_events_topic),
+            publisher=publisher,
             grace=timedelta(seconds=settings.grace_seconds),
             ttl_days=settings.delivery_ttl_days,
         )
         return ReconcileDeps(settings=settings, reconciler=reconciler)
 
     return _once("reconcile", build)
+
+
+# Each function's deps builder (a test holds the keys to ttma_relay.functions).
+BUILDERS: dict[str, Callable[[], object]] = {
+    "ingest": ingest_deps,
+    "archive_transcript": archive_deps,
+    "archive_recording": archive_deps,
+    "reconcile": reconcile_deps,
+}
+
+
+def warm_in_worker(target: str | None) -> None:
+    """Build (and so warm) ``target``'s clients in each process forked from this one, at once.
+
+    functions-framework imports main.py in gunicorn's master, which then forks the worker that
+    serves: gRPC channels must not exist before a fork, so the clients are built after it, in a
+    thread of the new worker (again in every worker gunicorn respawns). Without a fork (tests,
+    ``--debug``) they are built on the first request, as before.
+    """
+    build = BUILDERS.get(target or "")
+    if build is None:
+        return
+
+    def build_quietly() -> None:
+        try:
+            build()
+        except Exception as error:  # the first request builds again and answers for itself
+            log_event("WARNING", f"{target} warm-up failed", function=target,
+                      outcome="warm_up_failed", errorType=type(error).__name__)  # fmt: skip
+
+    os.register_at_fork(
+        after_in_child=lambda: threading.Thread(
+            target=build_quietly, name="warm-up", daemon=True
+        ).start()
+    )
 
 
 def validate_settings_for(target: str | None) -> None:

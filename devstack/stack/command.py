@@ -117,6 +117,14 @@ def read_endpoints(state_dir: Path = DEFAULT_STATE_DIR) -> dict[str, str]:
     return values
 
 
+def _size(path: Path) -> int:
+    """Where a log that is appended to starts this run (0 when there is none yet)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def _refuse_running(state_dir: Path) -> None:
     state = StackState.load(state_dir)
     if state is None:
@@ -159,6 +167,7 @@ def up(config: StackConfig, *, started: float | None = None) -> StackUp:
     services = all_services(config, stack_secrets)  # EmulatorError: a tool is missing
     state = StackState(config.state_dir / "stack.json", ports=config.used_ports())
     state.save()
+    offsets = {s.name: _size(config.log_dir / f"{s.name}.log") for s in services}
     try:
         processes = {
             service.name: spawn(
@@ -179,6 +188,8 @@ def up(config: StackConfig, *, started: float | None = None) -> StackUp:
                 str(config.log_dir / f"{s.name}.log"),
                 any_status=s.any_status,
                 hint=s.hint,
+                ready_text=s.ready_text,
+                log_offset=offsets[s.name],
             )
             for s in services
         }

@@ -1,8 +1,9 @@
 """Health checks of the local stack's parts, polled together until all answer.
 
 Emulators answer ``GET /`` (``Ok``; the storage emulator ``GET /storage/v1/b``), the sandbox
-``GET /_sandbox/health``; a function is healthy once it answers any HTTP request (a ``GET`` on
-a webhook receiver is a 405, on a CloudEvent function a 400: both prove it is serving).
+``GET /_sandbox/health``; a function is healthy once its log says its clients are warmed (since
+it started) and it answers any HTTP request (a ``GET`` on a webhook receiver is a 405, on a
+CloudEvent function a 400: both prove it is serving).
 """
 
 from __future__ import annotations
@@ -28,9 +29,21 @@ class HealthCheck:
     log: str
     any_status: bool = False  # functions: any HTTP answer means serving
     hint: str = ""  # how to fix it when the process exits early
+    ready_text: str = ""  # and the log, from ``log_offset`` on, holds this (functions: warmed)
+    log_offset: int = 0
 
     def healthy(self) -> bool:
-        return answers(self.url, any_status=self.any_status)
+        return answers(self.url, any_status=self.any_status) and self._log_says_ready()
+
+    def _log_says_ready(self) -> bool:
+        if not self.ready_text:
+            return True
+        try:
+            with open(self.log, "rb") as log:
+                log.seek(self.log_offset)
+                return self.ready_text.encode() in log.read()
+        except OSError:
+            return False
 
 
 def answers(url: str, *, any_status: bool = False, timeout: float = 1.0) -> bool:

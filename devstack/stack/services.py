@@ -31,6 +31,11 @@ class Service:
     any_status: bool = False
     env: dict[str, str] = field(default_factory=dict, repr=False)  # added to the inherited one
     hint: str = ""
+    ready_text: str = ""  # healthy only once its log (since the start) holds this, too
+
+
+# A function logs this once its worker has built and warmed its clients (handlers.wiring).
+WARMED_LOG_TEXT = '"outcome":"warmed"'
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,7 @@ def function_service(config: StackConfig, name: str, secrets: StackSecrets) -> S
         config.url(name),
         any_status=True,
         env=function_env(function_settings_env(config, name, secrets), name),
+        ready_text=WARMED_LOG_TEXT,
     )
 
 

@@ -11,6 +11,7 @@ must leave no process and no listening port behind.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 import subprocess
@@ -32,6 +33,7 @@ from tests.fixtures.stack import (
     wait_until,
 )
 from ttma_relay.contract.call_keys import call_key
+from ttma_relay.functions import NAMES as FUNCTION_NAMES
 
 REQUIRED_ENDPOINTS = (
     "INGEST_URL", "SANDBOX_URL", "SANDBOX_API_KEY", "FIRESTORE_EMULATOR_HOST",
@@ -150,6 +152,10 @@ def test_stack_up_deliveries_archived_then_down_leaves_nothing(tmp_path) -> None
             assert stack.endpoints.get(name), name
         assert stack.endpoints["TTMA_WEBHOOK_SECRET"] not in stack.up_output
         assert stack.endpoints["SANDBOX_API_KEY"] not in stack.up_output
+        for function in FUNCTION_NAMES:  # healthy = warmed: before any request of ours
+            lines = (stack.state_dir / "logs" / f"{function}.log").read_text().splitlines()
+            warmed = [json.loads(line) for line in lines if '"outcome":"warmed"' in line]
+            assert warmed and "failures" not in warmed[0], (function, warmed)
 
         webhook_calls = place_calls(stack)
         late_id = webhook_calls[-1]["id"]

@@ -39,6 +39,13 @@ class CallEventPublisher:
     def topic_path(self) -> str:
         return self._topic_path
 
+    def warm(self, timeout: float) -> None:
+        """Connect the gRPC channel now, without an RPC (a publish would deliver a message):
+        the first webhook then does not pay for connecting."""
+        import grpc
+
+        grpc.channel_ready_future(self._client.api.transport.grpc_channel).result(timeout=timeout)
+
     @staticmethod
     def low_latency_client() -> pubsub_v1.PublisherClient:
         return pubsub_v1.PublisherClient(

@@ -1,0 +1,63 @@
+"""``handlers.wiring`` against the real emulators: each function's clients are built and warmed
+once (one cheap call per client, logged as ``<function> warmed``), and the table of functions
+has a builder for every row."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from handlers import wiring
+from ttma_relay import logs
+from ttma_relay.functions import NAMES
+
+pytestmark = pytest.mark.emulator
+
+
+@pytest.fixture
+def log_lines():
+    stream = io.StringIO()
+    logs.set_stream(stream)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    logs.set_stream(None)
+
+
+def test_every_function_of_the_table_has_a_builder():
+    assert set(wiring.BUILDERS) == set(NAMES)
+
+
+@pytest.mark.parametrize("function", ["ingest", "archive_transcript", "reconcile"])
+def test_building_a_function_s_clients_warms_each_once(
+    function, log_lines, function_env, emulators, topic_with_subscription, unique, sandbox
+):
+    topic, _ = topic_with_subscription
+    function_env({
+        "GOOGLE_CLOUD_PROJECT": emulators["GOOGLE_CLOUD_PROJECT"],
+        "TTMA_WEBHOOK_SECRET": "w" * 40,
+        "CALL_EVENTS_TOPIC": topic,
+        "ARCHIVE_BUCKET": f"warm-{unique}",
+        "TTMA_API_KEY": sandbox.api_key,
+        "TTMA_API_BASE_URL": sandbox.url,
+    })  # fmt: skip
+    first = wiring.BUILDERS[function]()
+    assert wiring.BUILDERS[function]() is first  # built once per instance
+    warmed = [line for line in log_lines() if line.get("outcome") == "warmed"]
+    assert len(warmed) == 1, warmed
+    (line,) = warmed
+    expected = {"ingest": {"firestoreMs", "pubsubMs"}, "reconcile": {"firestoreMs", "pubsubMs"},
+                "archive_transcript": {"firestoreMs", "storageMs"}}[function]  # fmt: skip
+    assert expected <= set(line), line
+    assert line["severity"] == "INFO" and "failures" not in line, line
+
+
+def test_a_warm_up_that_fails_is_logged_and_the_build_goes_on(log_lines):
+    def down() -> None:
+        raise ConnectionError("refused")
+
+    wiring.warm("ingest", {"firestore": down, "pubsub": lambda: None})
+    (line,) = log_lines()
+    assert line["severity"] == "WARNING" and line["outcome"] == "warmed"
+    assert line["failures"] == {"firestore": "ConnectionError"}  # the class, never a message
+    assert {"firestoreMs", "pubsubMs"} <= set(line)
