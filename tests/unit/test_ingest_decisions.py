@@ -19,6 +19,7 @@ import pytest
 from google.api_core import exceptions as gexc
 from werkzeug.test import EnvironBuilder
 
+import verify
 from handlers import ingest
 from handlers.ingest import IngestDeps
 from tests.payloads import PREVIOUS_SECRET, SECRET, delivery, encode, signed_headers
@@ -564,6 +565,27 @@ def test_the_mark_gets_at_least_its_minimum_time_after_a_slow_publish(claims, pu
     assert got.body["status"] == "accepted"
     [mark_timeout] = claims.mark_timeouts
     assert mark_timeout == MIN_MARK_SECONDS  # 0.3 s were left; the mark gets 0.5 s
+
+
+def test_logs_name_the_key_by_fingerprint_carry_the_trace_and_never_secrets_or_payload(
+    deps, log_lines
+):
+    envelope = delivery(transcript="[Agent] Hello Zebediah Quux", callerNumber="+16470009999")
+    body = encode(envelope)
+    headers = signed_headers(body, envelope=envelope)
+    trace = {"X-Cloud-Trace-Context": "105445aa7843bc8bf206b12000100000/1;o=1"}
+    got = answer(deps, build_request(body, headers=headers | trace), log_lines)
+    assert got.status == 200
+    assert got.log["keyId"] == verify.key_fingerprint(SECRET)
+    assert got.log["logging.googleapis.com/trace"] == (
+        "projects/unit-project/traces/105445aa7843bc8bf206b12000100000"
+    )
+    forged = build_request(body, headers=signed_headers(body, secret="y" * 40))
+    assert answer(deps, forged, log_lines).status == 401
+    text = json.dumps(log_lines())
+    signature = headers["X-TTMA-Signature"].split("v1=")[1]
+    for needle in (SECRET, signature, "Zebediah", "6470009999", "Bobby"):
+        assert needle not in text
 
 
 # --- the table itself ----------------------------------------------------------------------------
