@@ -135,6 +135,19 @@ def test_a_message_without_the_transcript_is_completed_from_the_api(
     assert entry["agentNumber"] == call["calledNumber"]  # inbound: the agent was called
 
 
+def test_a_fetched_transcript_with_a_lone_surrogate_is_archived_not_crashed_on(
+    archive_deps, store, api
+):
+    """The vendor's API may cut a transcript inside a surrogate pair (JSON ``"\\ud83d"``)."""
+    envelope = delivery(transcript=None)
+    fetched = json.loads(encode(delivery()["data"]).replace(b"Bobby.", b"Bobby \\ud83d"))
+    api.calls[envelope["data"]["id"]] = fetched | {"id": envelope["data"]["id"]}
+    assert run(archive_deps, envelope) == "archived"
+    text = store.data(prefix_of(envelope) + "transcript.txt")
+    assert text.decode("utf-8").endswith("Bobby ?")  # replaced: the object is valid UTF-8
+    json.loads(store.data(prefix_of(envelope) + "transcript.json").decode("utf-8"))
+
+
 def test_a_call_the_api_does_not_know_is_unavailable_and_acked(archive_deps, store, index):
     envelope = delivery(transcript=None)  # hasTranscript true, but the API has no such call
     assert run(archive_deps, envelope) == "unavailable"
