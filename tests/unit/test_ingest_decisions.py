@@ -102,11 +102,12 @@ class Answer:
 
 
 def answer(deps: IngestDeps, request: flask.Request, log_lines: Any) -> Answer:
+    logged = len(log_lines())
     response = ingest.handle(request, deps)
     assert response.mimetype == "application/json"
     text = response.get_data(as_text=True)
     body = json.loads(text)
-    [line] = log_lines()[-1:]
+    [line] = log_lines()[logged:]  # one line per request
     # The log outcome is a contract (log-based metrics): the body's status, the HTTP status.
     assert line["outcome"] == body["status"] and line["httpStatus"] == response.status_code
     return Answer(response.status_code, body, dict(response.headers), text, line)
@@ -305,6 +306,14 @@ def test_paired_surrogates_and_60_levels_of_nesting_are_accepted(deps, publisher
     body = spliced(r'"note":"\ud83d\ude00","deep":' + "[" * 60 + "]" * 60)
     assert post(deps, log_lines, body=body).status == 200
     assert publisher.messages[0].data == body
+
+
+def test_the_signed_bytes_decide_not_the_content_type(deps, publisher, log_lines):
+    assert post(deps, log_lines, delivery(), headers={"Content-Type": "text/plain"}).status == 200
+    utf16 = json.dumps(delivery()).encode("utf-16")
+    charset = {"Content-Type": "application/json; charset=utf-16"}
+    assert post(deps, log_lines, body=utf16, headers=charset).status == 400
+    assert len(publisher.messages) == 1
 
 
 @pytest.mark.parametrize("header", [ingest.DELIVERY_ID_HEADER, ingest.EVENT_HEADER])
