@@ -1,0 +1,96 @@
+"""Fixtures of the unit tests: the in-memory fakes of ``tests/unit/fakes.py``, a log capture.
+
+No emulator, no Java, no network. ``tests/conftest.py`` starts the emulators lazily, only for a
+test that requests its ``emulators`` fixture; here that fixture is overridden to fail, so a unit
+test that reaches for an emulator (directly or through another fixture) fails at once instead
+of starting one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from handlers.archive_deps import ArchiveDeps
+from tests import message_schema
+from tests.unit.fakes import (
+    FakeArchiveStore,
+    FakeCallIndex,
+    FakeDeliveryClaims,
+    FakePublisher,
+    FakeTtmaClient,
+    ManualClock,
+)
+from ttma_relay import logs
+from ttma_relay.settings import ArchiveSettings, GoogleSettings
+
+
+@pytest.fixture(scope="session")
+def emulators() -> None:
+    pytest.fail("unit tests must not use the emulators (tests/unit/conftest.py)", pytrace=False)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def journal() -> list[str]:
+    """Every call on the fakes of one test, in order (``"claims.claim"``, ...)."""
+    return []
+
+
+@pytest.fixture
+def claims(clock: ManualClock, journal: list[str]) -> FakeDeliveryClaims:
+    return FakeDeliveryClaims(clock=clock, journal=journal)
+
+
+@pytest.fixture
+def publisher(clock: ManualClock, journal: list[str]) -> Iterator[FakePublisher]:
+    """The fake topic; at teardown every message on it is checked against docs/schema/, as
+    ``tests/conftest.py`` checks every message the real publisher sends."""
+    fake = FakePublisher(clock=clock, journal=journal)
+    yield fake
+    for message in fake.messages:
+        message_schema.validate_message(message.data, message.attributes)
+        message_schema.counts["unit fake publisher"] += 1
+
+
+@pytest.fixture
+def store(clock: ManualClock, journal: list[str]) -> FakeArchiveStore:
+    return FakeArchiveStore(clock=clock, journal=journal)
+
+
+@pytest.fixture
+def index(clock: ManualClock, journal: list[str]) -> FakeCallIndex:
+    return FakeCallIndex(clock=clock, journal=journal)
+
+
+@pytest.fixture
+def api(clock: ManualClock, journal: list[str]) -> FakeTtmaClient:
+    return FakeTtmaClient(clock=clock, journal=journal)
+
+
+@pytest.fixture
+def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """The JSON log lines written so far in the test."""
+    stream = io.StringIO()
+    logs.set_stream(stream)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    logs.set_stream(None)
+
+
+@pytest.fixture
+def archive_deps(
+    store: FakeArchiveStore, index: FakeCallIndex, api: FakeTtmaClient, clock: ManualClock
+) -> ArchiveDeps:
+    """The archivers' dependencies on the fakes; their clock is the tests' clock."""
+    settings = ArchiveSettings(
+        GoogleSettings("unit-project"), store.bucket_name, api_key="k", recording_wait_seconds=600
+    )
+    return ArchiveDeps(settings, store, index, api, now=clock)  # type: ignore[arg-type]
