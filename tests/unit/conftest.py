@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from handlers.archive_deps import ArchiveDeps
-from tests import message_schema
+from handlers.subscriber import ArchiveDeps
+from tests.support import message_schema
 from tests.unit.fakes import (
     FakeArchiveStore,
     FakeCallIndex,

@@ -32,16 +32,15 @@ from urllib.parse import quote
 
 from google.api_core import exceptions as gexc
 
-from ttma_relay.archive_store import (
+from ttma_relay.adapters.archive_store import (
     ContentRejected,
     Expected,
     StoredObject,
     StoredObjectMismatch,
     VerifiedChunks,
 )
-from ttma_relay.call_events import PUBLISH_TIMEOUT_SECONDS, PublishedEvent
-from ttma_relay.call_index import FINAL_STATUS, STATUSES
-from ttma_relay.delivery_claims import (
+from ttma_relay.adapters.call_index import FINAL_STATUS, STATUSES
+from ttma_relay.adapters.deliveries import (
     CLAIM_LEASE_SECONDS,
     STATE_CLAIMED,
     STATE_PUBLISHED,
@@ -53,7 +52,8 @@ from ttma_relay.delivery_claims import (
     delivery_document_id,
     record_lease,
 )
-from ttma_relay.ttma_api import (
+from ttma_relay.adapters.publisher import PUBLISH_TIMEOUT_SECONDS, PublishedEvent
+from ttma_relay.adapters.ttma_api import (
     DEFAULT_CHUNK_BYTES,
     InvalidRequestError,
     NotFoundError,
@@ -124,7 +124,7 @@ class _Port:
 
 # ----------------------------------------------------------------------------- delivery claims
 class FakeDeliveryClaims(_Port):
-    """Stands in for ``ttma_relay.delivery_claims.DeliveryClaims`` (what ``publish_once`` and
+    """Stands in for ``ttma_relay.adapters.deliveries.DeliveryClaims`` (what ``publish_once`` and
     ingest call: ``claim``, ``release``, ``mark_published``, ``timeout_for``, ``lease_seconds``,
     ``state_of``).
 
@@ -303,7 +303,7 @@ class PublishedMessage:
 
 
 class FakePublisher(_Port):
-    """Stands in for ``ttma_relay.call_events.CallEventPublisher`` (``publish``,
+    """Stands in for ``ttma_relay.adapters.publisher.CallEventPublisher`` (``publish``,
     ``topic_path``).
 
     Reproduces: ``publish(data, attributes, *, timeout=None)`` returns a ``PublishedEvent`` with
@@ -377,7 +377,7 @@ class _Object:
 
 
 class FakeArchiveStore(_Port):
-    """Stands in for ``ttma_relay.archive_store.ArchiveStore`` (``bucket_name``, ``uri``,
+    """Stands in for ``ttma_relay.adapters.archive_store.ArchiveStore`` (``bucket_name``, ``uri``,
     ``existing``, ``write_once``, ``stream_once``).
 
     Reproduces the write-once contract: an object that exists is never replaced, and
@@ -496,7 +496,7 @@ def _merge(target: dict[str, Any], changes: Mapping[str, Any]) -> None:
 
 
 class FakeCallIndex(_Port):
-    """Stands in for ``ttma_relay.call_index.CallIndex`` (``get``, ``record``).
+    """Stands in for ``ttma_relay.adapters.call_index.CallIndex`` (``get``, ``record``).
 
     Reproduces ``record(key, fields, *, delivery_id, status_field, defaults)``: a status
     outside ``STATUSES`` raises ``ValueError``; when the document already says ``archived``
@@ -570,7 +570,7 @@ class FakeCallIndex(_Port):
 
 # ----------------------------------------------------------------------------------- TTMA API
 class FakeRecordingStream(Iterator[bytes]):
-    """Stands in for ``ttma_relay.ttma_api.RecordingStream``: an iterator of chunks with
+    """Stands in for ``ttma_relay.adapters.ttma_api.RecordingStream``: an iterator of chunks with
     ``content_type`` and ``content_length``; a download that ``breaks_after`` bytes raises
     ``TransportError`` while iterating, as the real one does when the body is cut short."""
 
@@ -614,8 +614,8 @@ class _Downloads:
 
 
 class FakeTtmaClient(_Port):
-    """Stands in for ``ttma_relay.ttma_api.TtmaClient`` (``get_call``, ``get_recording_url``,
-    ``stream_recording``, ``close``), as the archivers use it.
+    """Stands in for ``ttma_relay.adapters.ttma_api.client.TtmaClient`` (``get_call``,
+    ``get_recording_url``, ``stream_recording``, ``close``), as the archivers use it.
 
     Reproduces: ``get_call`` answers a copy of ``calls[call_id]`` or raises ``NotFoundError``
     (status 404); ``get_recording_url`` issues a fresh signed URL (a ``RecordingUrl`` that

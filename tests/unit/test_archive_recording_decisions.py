@@ -20,18 +20,18 @@ from google.api_core import exceptions as gexc
 from werkzeug.exceptions import ServiceUnavailable
 
 from handlers import archive_recording
-from handlers.archive_deps import RetryLater
-from tests.archive_helpers import cloud_event, encode, prefix_of, push_body
-from tests.payloads import delivery
-from ttma_relay.archive_store import StoredObjectMismatch
-from ttma_relay.call_events import message_attributes
-from ttma_relay.call_keys import call_key
-from ttma_relay.ttma_api import (
+from handlers.subscriber import RetryLater, answer_retry_later
+from tests.support.archive import cloud_event, encode, prefix_of, push_body
+from tests.support.payloads import delivery
+from ttma_relay.adapters.archive_store import StoredObjectMismatch
+from ttma_relay.adapters.ttma_api import (
     RateLimitedError,
     ServerError,
     UnauthorizedError,
     UnexpectedResponseError,
 )
+from ttma_relay.contract.call_keys import call_key
+from ttma_relay.contract.messages import message_attributes
 
 AGE_SECONDS = 288  # from the call's endedAt to the clock's start
 MP3 = b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(range(256)) * 4096  # ~1 MiB
@@ -118,7 +118,9 @@ def test_a_recording_not_there_yet_is_pending_and_retried_at_info(
     with pytest.raises(RetryLater) as raised:
         run(archive_deps, envelope)
     assert raised.value.reason == "recording_not_ready"
-    assert isinstance(raised.value, ServiceUnavailable) and raised.value.code == 503
+    with pytest.raises(ServiceUnavailable) as answered, answer_retry_later():  # main.py's mapping
+        raise raised.value
+    assert answered.value.code == 503 and answered.value.description == raised.value.message
     assert entry_of(index, envelope)["recordingStatus"] == "pending"
     assert store.objects == {}
     [line] = recording_log(log_lines)
@@ -276,7 +278,7 @@ def test_the_signed_url_never_reaches_the_log_or_the_error(archive_deps, api, lo
     api.refuse_urls = 10
     with pytest.raises(RetryLater) as raised:
         run(archive_deps, envelope)
-    seen = str(log_lines()) + str(raised.value) + str(raised.value.description)
+    seen = str(log_lines()) + str(raised.value) + raised.value.message
     assert api.downloads.issued
     for url in api.downloads.issued:
         assert url not in seen and url.split("?")[1] not in seen

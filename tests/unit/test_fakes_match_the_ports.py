@@ -14,11 +14,11 @@ from tests.unit.fakes import (
     FakePublisher,
     FakeTtmaClient,
 )
-from ttma_relay.archive_store import ArchiveStore
-from ttma_relay.call_events import CallEventPublisher
-from ttma_relay.call_index import CallIndex
-from ttma_relay.delivery_claims import DeliveryClaims
-from ttma_relay.ttma_api import TtmaClient
+from ttma_relay.adapters.archive_store import ArchiveStore
+from ttma_relay.adapters.call_index import CallIndex
+from ttma_relay.adapters.deliveries import DeliveryClaims
+from ttma_relay.adapters.publisher import CallEventPublisher
+from ttma_relay.adapters.ttma_api import TtmaClient
 
 PORTS = {
     "DeliveryClaims": (

@@ -22,10 +22,10 @@ from werkzeug.test import EnvironBuilder
 import verify
 from handlers import ingest
 from handlers.ingest import IngestDeps
-from tests.payloads import PREVIOUS_SECRET, SECRET, delivery, encode, signed_headers
+from tests.support.payloads import PREVIOUS_SECRET, SECRET, delivery, encode, signed_headers
 from tests.unit.fakes import FakeDeliveryClaims, FakePublisher
-from ttma_relay.call_events import message_attributes
-from ttma_relay.delivery_claims import MIN_MARK_SECONDS, call_marker_id
+from ttma_relay.adapters.deliveries import MIN_MARK_SECONDS, call_marker_id
+from ttma_relay.contract.messages import message_attributes
 from ttma_relay.settings import GoogleSettings, IngestSettings
 
 LIMIT = 64 * 1024

@@ -8,16 +8,16 @@ import time
 import pytest
 from google.api_core import exceptions as gexc
 
-from tests.payloads import delivery, encode
+from tests.support.payloads import delivery, encode
 from tests.unit.fakes import FakeDeliveryClaims, FakePublisher, ManualClock
-from ttma_relay.call_events import message_attributes
-from ttma_relay.delivery_claims import (
+from ttma_relay.adapters.deliveries import (
     AlreadyPublished,
     DeliveryInFlight,
     PublishFailed,
     call_marker_id,
     publish_once,
 )
+from ttma_relay.contract.messages import message_attributes
 
 ENVELOPE = delivery(id="v3:c1") | {"deliveryId": "d-1"}
 

@@ -9,6 +9,7 @@ Import from here: ``from ttma_relay.adapters.ttma_api import TtmaClient, TtmaApi
 """
 
 from ttma_relay.adapters.ttma_api.client import (
+    DEFAULT_CHUNK_BYTES,
     DIRECTIONS,
     MAX_PAGE_LIMIT,
     MIN_WEBHOOK_SECRET_LENGTH,
@@ -33,6 +34,7 @@ from ttma_relay.adapters.ttma_api.client import (
 )
 
 __all__ = [
+    "DEFAULT_CHUNK_BYTES",
     "DIRECTIONS",
     "MAX_PAGE_LIMIT",
     "MIN_WEBHOOK_SECRET_LENGTH",

@@ -50,6 +50,7 @@ from ttma_relay.contract.timestamps import iso_millis
 from ttma_relay.logs import log_event
 
 __all__ = [
+    "DEFAULT_CHUNK_BYTES",
     "DIRECTIONS",
     "MAX_PAGE_LIMIT",
     "MIN_WEBHOOK_SECRET_LENGTH",
