@@ -82,4 +82,7 @@ def reconcile_envelope(call: Mapping[str, Any], *, now: datetime | None = None) 
         "timestamp": iso_millis(moment),
         "data": dict(call),
     }
-    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    # A lone surrogate (valid in the API's JSON: a transcript cut mid-emoji) has no UTF-8 form:
+    # written back as the escape the API sent, so the call is published, not failed every run.
+    text = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8", errors="backslashreplace")
