@@ -6,5 +6,6 @@ contract/
 ├── call_keys.py         a call's path-safe key and its archive prefix
 ├── transcript_turns.py  ``[Agent] … [Caller] …`` → turns
 ├── ended_reasons.py     the vendor's end reasons, the one list
+├── timestamps.py        the one timestamp format (ISO 8601 UTC, milliseconds, ``Z``)
 └── sample_delivery.py   a realistic ``call.ended`` delivery (smoke tests, the sandbox)
 """
