@@ -150,7 +150,7 @@ class IngestSettings:
     deliveries_collection: str = "ttma_deliveries"
     delivery_ttl_days: int = 30
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    # Firestore + publish for one request; past it: 503 and the claim released (docs/delivery.md).
+    # Firestore + publish for one request; past it: 503 and the claim released (docs/architecture.md).
     budget_seconds: int = DEFAULT_INGEST_BUDGET_SECONDS
 
     @classmethod
@@ -211,7 +211,7 @@ class ReconcileSettings:
     deliveries_collection: str = "ttma_deliveries"
     delivery_ttl_days: int = 30
     lookback_hours: int = 24
-    # Calls that ended less than this long ago are left to the webhook (docs/delivery.md).
+    # Calls that ended less than this long ago are left to the webhook (docs/architecture.md).
     grace_seconds: int = DEFAULT_RECONCILE_GRACE_SECONDS
 
     @classmethod
