@@ -214,9 +214,10 @@ def pubsub_emulator(port: int, project: str) -> Emulator:
     )
 
 
-def storage_emulator(port: int) -> Emulator:
+def storage_emulator(port: int, *extra_args: str, name: str = "storage") -> Emulator:
+    """fake-gcs-server in memory on ``port``; ``extra_args`` add its flags (e.g. events)."""
     return Emulator(
-        "storage",
+        name,
         port,
         [
             str(fake_gcs_binary()),
@@ -232,6 +233,7 @@ def storage_emulator(port: int) -> Emulator:
             f"http://{HOST}:{port}",
             "-log-level",
             "warn",
+            *extra_args,
         ],
         health_path="/storage/v1/b",
     )

@@ -97,15 +97,23 @@ def call_event_publisher(google: GoogleSettings, topic: str) -> CallEventPublish
     return CallEventPublisher(client, client.topic_path(google.project, topic))
 
 
+def _deliveries_and_topic(
+    function: str, settings: IngestSettings | ReconcileSettings
+) -> tuple[firestore.Client, CallEventPublisher]:
+    """The Firestore client and the publisher of ingest and reconcile, warmed."""
+    client = firestore_client(settings.google)
+    publisher = call_event_publisher(settings.google, settings.call_events_topic)
+    warm(function, {
+        "firestore": _read_missing_document(client, settings.deliveries_collection),
+        "pubsub": lambda: publisher.warm(WARM_UP_TIMEOUT_SECONDS),
+    })  # fmt: skip
+    return client, publisher
+
+
 def ingest_deps() -> IngestDeps:
     def build() -> IngestDeps:
         settings = IngestSettings.from_env()
-        client = firestore_client(settings.google)
-        publisher = call_event_publisher(settings.google, settings.call_events_topic)
-        warm("ingest", {
-            "firestore": _read_missing_document(client, settings.deliveries_collection),
-            "pubsub": lambda: publisher.warm(WARM_UP_TIMEOUT_SECONDS),
-        })  # fmt: skip
+        client, publisher = _deliveries_and_topic("ingest", settings)
         return IngestDeps(
             settings=settings,
             claims=DeliveryClaims(
@@ -147,12 +155,7 @@ def reconcile_deps() -> ReconcileDeps:
 
     def build() -> ReconcileDeps:
         settings = ReconcileSettings.from_env()
-        client = firestore_client(settings.google)
-        publisher = call_event_publisher(settings.google, settings.call_events_topic)
-        warm("reconcile", {
-            "firestore": _read_missing_document(client, settings.deliveries_collection),
-            "pubsub": lambda: publisher.warm(WARM_UP_TIMEOUT_SECONDS),
-        })  # fmt: skip
+        client, publisher = _deliveries_and_topic("reconcile", settings)
         reconciler = build_reconciler(
             client,
             settings.deliveries_collection,

@@ -150,7 +150,8 @@ class IngestSettings:
     deliveries_collection: str = "ttma_deliveries"
     delivery_ttl_days: int = 30
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    # Firestore + publish for one request; past it: 503 and the claim released (docs/architecture.md).
+    # Firestore + publish for one request; past it: 503 and the claim released
+    # (docs/architecture.md).
     budget_seconds: int = DEFAULT_INGEST_BUDGET_SECONDS
 
     @classmethod

@@ -8,52 +8,5 @@
 Import from here: ``from ttma_relay.adapters.ttma_api import TtmaClient, TtmaApiError``.
 """
 
-from ttma_relay.adapters.ttma_api.client import (
-    DEFAULT_CHUNK_BYTES,
-    DIRECTIONS,
-    MAX_PAGE_LIMIT,
-    MIN_WEBHOOK_SECRET_LENGTH,
-    SCOPE_CALL,
-    SCOPE_READ,
-    BadRequestError,
-    ForbiddenError,
-    InvalidRequestError,
-    NotFoundError,
-    RateLimitedError,
-    RecordingStream,
-    RecordingUrl,
-    RecordingUrlExpiredError,
-    ServerError,
-    TransportError,
-    TtmaApiError,
-    TtmaClient,
-    UnauthorizedError,
-    UnexpectedResponseError,
-    format_api_timestamp,
-    parse_retry_after,
-)
-
-__all__ = [
-    "DEFAULT_CHUNK_BYTES",
-    "DIRECTIONS",
-    "MAX_PAGE_LIMIT",
-    "MIN_WEBHOOK_SECRET_LENGTH",
-    "SCOPE_CALL",
-    "SCOPE_READ",
-    "BadRequestError",
-    "ForbiddenError",
-    "InvalidRequestError",
-    "NotFoundError",
-    "RateLimitedError",
-    "RecordingStream",
-    "RecordingUrl",
-    "RecordingUrlExpiredError",
-    "ServerError",
-    "TransportError",
-    "TtmaApiError",
-    "TtmaClient",
-    "UnauthorizedError",
-    "UnexpectedResponseError",
-    "format_api_timestamp",
-    "parse_retry_after",
-]
+from ttma_relay.adapters.ttma_api.client import *  # noqa: F403 - the surface is client's __all__
+from ttma_relay.adapters.ttma_api.client import __all__  # noqa: F401 - re-exported as it is
