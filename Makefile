@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv test lint run dev dev-up dev-down demo soak bench clean fuzz deploy-proof
+.PHONY: help venv test test-unit lint run dev dev-up dev-down demo soak bench clean fuzz deploy-proof
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
@@ -21,6 +21,9 @@ venv: $(STAMP) ## create .venv and install the pinned requirements
 
 test: venv ## run the whole test suite (starts the emulators itself when none are running)
 	$(BIN)/pytest
+
+test-unit: venv ## the unit tests only: seconds, no emulators, no Java
+	$(BIN)/pytest tests/unit
 
 lint: venv ## ruff
 	$(BIN)/ruff check .
