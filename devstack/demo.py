@@ -30,7 +30,7 @@ from devstack.demo_report import CallOutcome, DemoReport, is_final, render, seco
 from devstack.emulators import EmulatorError
 from devstack.stack import StackError, read_endpoints, summary, up
 from devstack.stack_config import DEFAULT_STATE_DIR, StackConfig, StackConfigError, resolve_ports
-from devstack.stack_health import answers
+from devstack.stack_health import FUNCTION_PROBE_METHOD, answers
 from devstack.stack_services import EMULATOR_HOST_VARS
 from ttma_relay.call_keys import call_key
 from ttma_relay.delivery_claims import delivery_document_id
@@ -43,8 +43,10 @@ DELIVERIES_COLLECTION = "ttma_deliveries"
 def stack_endpoints(state_dir: Path, *, start: bool) -> dict[str, str]:
     """The running stack's endpoints; starts a background stack when there is none."""
     values = read_endpoints(state_dir)
-    if values and answers(values["SANDBOX_URL"] + "/_sandbox/health") and answers(
-        values["INGEST_URL"], any_status=True
+    if (
+        values
+        and answers(values["SANDBOX_URL"] + "/_sandbox/health")
+        and answers(values["INGEST_URL"], any_status=True, method=FUNCTION_PROBE_METHOD)
     ):
         return values
     if not start:

@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from devstack.stack_health import answers
+from devstack.stack_health import FUNCTION_PROBE_METHOD, answers
 from devstack.stack_processes import StackState, group_members, still_ours
 
 
@@ -117,13 +117,16 @@ class SoakFaults:
         deadline = time.monotonic() + 15.0
         while time.monotonic() < deadline:
             respawned = [pid for pid in self.ingest_workers() if pid not in workers]
-            if respawned and answers(self.ingest_url, any_status=True):
+            serving = answers(self.ingest_url, any_status=True, method=FUNCTION_PROBE_METHOD)
+            if respawned and serving:
                 break
             time.sleep(0.1)
         took = self.now() - started
         outcome = (
             f"new worker pid {respawned[0]} answering after {took:.1f} s (gunicorn's master "
-            "respawned it)" if respawned else "NO new worker within 15 s"
+            "respawned it)"
+            if respawned
+            else "NO new worker within 15 s"
         )
         claims = f"{held} unpublished claims in Firestore at the kill; " if held >= 0 else ""
         return self._record(FaultRecord(

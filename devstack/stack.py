@@ -179,6 +179,7 @@ def up(config: StackConfig, *, started: float | None = None) -> StackUp:
                 str(config.log_dir / f"{s.name}.log"),
                 any_status=s.any_status,
                 hint=s.hint,
+                method=s.health_method,
             )
             for s in services
         }
@@ -268,7 +269,7 @@ def summary(result: StackUp) -> str:
         f"Endpoints and dev secrets: {env_file}  (. {env_file})",
         f"Logs: {config.log_dir}/",
         "Try:  make demo                        # simulated calls, end to end, with a summary",
-        f"      . {env_file} && .venv/bin/ttma-relay send \"$INGEST_URL\"",
+        f'      . {env_file} && .venv/bin/ttma-relay send "$INGEST_URL"',
         "      .venv/bin/ttma-relay --local calls",
     ]
     return "\n".join(lines)

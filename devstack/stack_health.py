@@ -1,8 +1,10 @@
 """Health checks of the local stack's parts, polled together until all answer.
 
 Emulators answer ``GET /`` (``Ok``; the storage emulator ``GET /storage/v1/b``), the sandbox
-``GET /_sandbox/health``; a function is healthy once it answers any HTTP request (a ``GET`` on
-a webhook receiver is a 405, on a CloudEvent function a 400: both prove it is serving).
+``GET /_sandbox/health``; a function is healthy once it answers any HTTP status to ``HEAD /``
+(``FUNCTION_PROBE_METHOD``). Every function refuses it with 405, which proves it is serving and
+does nothing: ingest reads no body and logs the probe at INFO, reconcile does not run (a ``GET``
+would start a reconcile run), a CloudEvent function's 405 comes from functions-framework.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from devstack.emulators import EmulatorError
 from devstack.stack_processes import log_tail
 
 POLL_SECONDS = 0.05
+FUNCTION_PROBE_METHOD = "HEAD"
 
 
 @dataclass
@@ -28,15 +31,19 @@ class HealthCheck:
     log: str
     any_status: bool = False  # functions: any HTTP answer means serving
     hint: str = ""  # how to fix it when the process exits early
+    method: str = "GET"
 
     def healthy(self) -> bool:
-        return answers(self.url, any_status=self.any_status)
+        return answers(self.url, any_status=self.any_status, method=self.method)
 
 
-def answers(url: str, *, any_status: bool = False, timeout: float = 1.0) -> bool:
-    """True when ``url`` answers 2xx (or, with ``any_status``, any HTTP status)."""
+def answers(
+    url: str, *, any_status: bool = False, timeout: float = 1.0, method: str = "GET"
+) -> bool:
+    """True when ``url`` answers ``method`` with 2xx (or, with ``any_status``, any HTTP status)."""
+    request = urllib.request.Request(url, method=method)  # noqa: S310 - loopback
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
             return 200 <= response.status < 300
     except urllib.error.HTTPError:
         return any_status

@@ -11,6 +11,7 @@ from devstack import emulators
 from devstack.emulators import HOST, INSTALL_HINT
 from devstack.functions import function_command, function_env
 from devstack.stack_config import StackConfig
+from devstack.stack_health import FUNCTION_PROBE_METHOD
 from ttma_relay.settings import ENV_NAMES
 
 EMULATOR_HOST_VARS = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
@@ -29,6 +30,7 @@ class Service:
     port: int
     health_url: str
     any_status: bool = False
+    health_method: str = "GET"
     env: dict[str, str] = field(default_factory=dict, repr=False)  # added to the inherited one
     hint: str = ""
 
@@ -61,9 +63,7 @@ def inherited_env(extra: Mapping[str, str]) -> dict[str, str]:
     return {**base, **extra, "PYTHONUNBUFFERED": "1"}
 
 
-def function_settings_env(
-    config: StackConfig, name: str, secrets: StackSecrets
-) -> dict[str, str]:
+def function_settings_env(config: StackConfig, name: str, secrets: StackSecrets) -> dict[str, str]:
     google = emulator_env(config)
     api = {
         "TTMA_API_KEY": secrets.sandbox_api_key,
@@ -137,6 +137,7 @@ def function_service(config: StackConfig, name: str, secrets: StackSecrets) -> S
         config.ports[name],
         config.url(name),
         any_status=True,
+        health_method=FUNCTION_PROBE_METHOD,
         env=function_env(function_settings_env(config, name, secrets), name),
     )
 
