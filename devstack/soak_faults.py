@@ -117,8 +117,8 @@ class SoakFaults:
         deadline = time.monotonic() + 15.0
         while time.monotonic() < deadline:
             respawned = [pid for pid in self.ingest_workers() if pid not in workers]
-            serving = answers(self.ingest_url, any_status=True, method=FUNCTION_PROBE_METHOD)
-            if respawned and serving:
+            probe = FUNCTION_PROBE_METHOD
+            if respawned and answers(self.ingest_url, any_status=True, method=probe):
                 break
             time.sleep(0.1)
         took = self.now() - started
