@@ -8,9 +8,10 @@ skipped test fails the run.
 Property tests (Hypothesis) run one project-wide profile, ``ttma-relay``, on every machine: the
 examples are derived from each test's source (``derandomize``), no example database is read or
 written, and there is no deadline (the emulators share the CPU). ``make test`` and CI therefore
-draw the same examples, and a failure found once fails every run until it is fixed. Tests set
-only ``max_examples``. ``pytest --hypothesis-profile=explore`` draws fresh random examples and
-keeps failures in ``.hypothesis/`` for a local bug hunt.
+draw the same examples (same pinned Hypothesis, same Python), and a failure found once fails
+every run until it is fixed. Tests set only ``max_examples``. ``pytest
+--hypothesis-profile=explore`` draws fresh random examples and keeps failures in
+``.hypothesis/`` for a local bug hunt.
 """
 
 from __future__ import annotations
