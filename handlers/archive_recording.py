@@ -13,8 +13,9 @@ Late recordings: the vendor fires the webhook after waiting up to 60 s for the r
 less than ``RECORDING_WAIT_SECONDS`` ago records ``pending`` and raises (Pub/Sub redelivers with
 back-off); after that it records ``unavailable`` and acks.
 
-Acks (returns): archived, already archived, unavailable, poison. Redelivers (raises): not
-available yet, the API or a Google service failed, a download that kept failing.
+Acks (returns): archived, already archived, unavailable, ignored (another event type),
+poison. Redelivers (raises): not available yet, the API or a Google service failed, a download
+that kept failing.
 """
 
 from __future__ import annotations

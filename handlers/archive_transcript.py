@@ -7,7 +7,8 @@ completed from ``GET /v1/voice/calls/{id}``. ``hasTranscript: false`` is recorde
 ``not_shipped``. Then the index ``calls/{callKey}`` is updated.
 
 Acks (returns): archived, already archived, not shipped, unavailable (the API does not know
-the call), poison. Redelivers (raises ``RetryLater``): the API or a Google service failed.
+the call), ignored (another event type), poison. Redelivers (raises ``RetryLater``): the API or
+a Google service failed.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The ``ingest`` HTTP function: verify, deduplicate and publish one TTMA webhook delivery.
 
 Status policy (docs/architecture.md): 200 accepted or duplicate · 400 malformed · 401 signature ·
-405 not POST · 409 in flight · 413 too large · 503 backend unavailable · never 410 (the vendor
-disables the webhook on 410). Every refusal is an ``IngestError``; ``STATUS_BY_ERROR`` is the
-one table that maps them to status codes.
+405 not POST (logged at INFO for the GET/HEAD of health probes, else WARNING) · 409 in flight ·
+413 too large · 503 backend unavailable · never 410 (the vendor disables the webhook on 410).
+Every refusal is an ``IngestError``; ``STATUS_BY_ERROR`` is the one table that maps them to
+status codes.
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ RETRY_AFTER_SECONDS = 5
 # never claimed nor published: ``ttma-relay doctor`` proves the URL, the secret and the function
 # without giving a consumer anything it could take for a call (docs/architecture.md).
 SELF_TEST_EVENT = "ttma-relay.self_test"
+# Health probes (the local stack's, load balancers', uptime checks) use GET or HEAD: their 405 is
+# logged at INFO, so only a real misuse (PUT, DELETE, ...) is a WARNING (docs/architecture.md).
+PROBE_METHODS = frozenset({"GET", "HEAD"})
+# The method is logged only when it is one of these; anything else a client sends is "other".
+LOGGED_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
 READ_CHUNK_BYTES = 64 * 1024
 NOT_JSON = "body is not valid UTF-8 JSON"
 _SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads joins valid pairs: any left is unpaired
@@ -141,7 +147,12 @@ def _answer(request: flask.Request, deps: IngestDeps) -> flask.Response:
         body = {"status": error.code, "error": str(error)}
         if "deliveryId" in context:
             body["deliveryId"] = context["deliveryId"]
-        _log_outcome("WARNING" if status < 500 else "ERROR", error.code, status, started, context)
+        severity = "WARNING" if status < 500 else "ERROR"
+        if isinstance(error, MethodNotAllowed):
+            method = request.method
+            context["method"] = method if method in LOGGED_METHODS else "other"
+            severity = "INFO" if method in PROBE_METHODS else severity
+        _log_outcome(severity, error.code, status, started, context)
         response = _json(body, status)
         if error.retry_after is not None:
             response.headers["Retry-After"] = str(error.retry_after)

@@ -2,12 +2,13 @@
 signal (``RetryLater``) and its HTTP answer, and their one log line per message.
 
 Retry semantics (STYLE.md §7): a handler *returns* to ack a message (archived, duplicate,
-permanently impossible, poison) and *raises* for Pub/Sub to redeliver it with back-off.
-Expected causes (a recording not there yet, the vendor API failing) raise ``RetryLater``;
-``answer_retry_later`` turns it into an HTTP 503, answered without a traceback in the logs
-because the handler has already logged the reason as one JSON line. Anything unexpected raises
-as it is (a 500 with its traceback). ``RetryLater`` messages name causes, never payload
-contents or signed URLs, and are raised ``from None`` so no lower-level message rides along.
+permanently impossible, another event type, poison) and *raises* for Pub/Sub to redeliver it
+with back-off. Expected causes (a recording not there yet, the vendor API failing) raise
+``RetryLater``; ``answer_retry_later`` turns it into an HTTP 503, answered without a traceback
+in the logs because the handler has already logged the reason as one JSON line. Anything
+unexpected raises as it is (a 500 with its traceback). ``RetryLater`` messages name causes,
+never payload contents or signed URLs, and are raised ``from None`` so no lower-level message
+rides along.
 """
 
 from __future__ import annotations
@@ -24,9 +25,17 @@ from werkzeug.exceptions import ServiceUnavailable
 from ttma_relay.adapters.archive_store import ArchiveStore
 from ttma_relay.adapters.call_index import CallIndex
 from ttma_relay.adapters.ttma_api import TtmaClient
-from ttma_relay.contract.call_event import CallEvent, PoisonMessage, decode_call_event
+from ttma_relay.contract.call_event import CallEvent, IgnoredEvent, PoisonMessage, decode_call_event
 from ttma_relay.logs import log_event
 from ttma_relay.settings import ArchiveSettings
+
+# Every log ``outcome`` of the archivers: a contract (docs/architecture.md, docs/archive.md).
+IGNORED = "ignored"  # a valid message of an event type they do not handle: acked, INFO
+POISON = "poison"  # a message no retry can process: acked, WARNING
+RETRY = "retry"  # raised for redelivery
+ARCHIVE_OUTCOMES = frozenset(
+    {"archived", "already_archived", "not_shipped", "unavailable", IGNORED, POISON, RETRY}
+)
 
 
 def utc_now() -> datetime:
@@ -86,30 +95,34 @@ def run_subscriber(
 ) -> str:
     """Decode a call event and archive it, with one JSON log line for the outcome.
 
-    Poison messages are acked (returned) with their reason; ``RetryLater`` and unexpected errors
-    are logged and re-raised for redelivery. Retries whose reason is expected in normal operation
-    (a late recording) log at INFO rather than WARNING.
+    Other event types are acked as ``ignored`` (INFO) and poison messages as ``poison``
+    (WARNING), with their reason; ``RetryLater`` and unexpected errors are logged and re-raised
+    for redelivery. Retries whose reason is expected in normal operation (a late recording) log
+    at INFO rather than WARNING.
     """
     started = time.perf_counter()
     context: dict[str, Any] = {}
     try:
         event = decode_call_event(cloud_event)
+    except IgnoredEvent as ignored:
+        context.update(ignored.context, reason=ignored.reason)
+        log_outcome(function, "INFO", IGNORED, started, context)
+        return IGNORED
     except PoisonMessage as poison:
         context.update(poison.context, reason=poison.reason, detail=str(poison))
-        severity = "INFO" if poison.reason == "unhandled_event" else "WARNING"
-        log_outcome(function, severity, "poison", started, context)
-        return "poison"
+        log_outcome(function, "WARNING", POISON, started, context)
+        return POISON
     context.update(event.log_context())
     try:
         outcome = archive(event, context)
     except RetryLater as retry:
         context["reason"] = retry.reason
         severity = "INFO" if retry.reason in expected_retry_reasons else "WARNING"
-        log_outcome(function, severity, "retry", started, context)
+        log_outcome(function, severity, RETRY, started, context)
         raise
     except Exception as error:
         context["errorType"] = type(error).__name__
-        log_outcome(function, "ERROR", "retry", started, context)
+        log_outcome(function, "ERROR", RETRY, started, context)
         raise
     log_outcome(function, "INFO", outcome, started, context)
     return outcome

@@ -10,6 +10,14 @@ The emulators are started once per session unless the environment already points
 ones (``.ci/run`` and ``make test`` start them; a bare ``pytest`` starts its own). An emulator
 that cannot start fails every test that needs it: nothing is skipped. Under ``CI=true`` any
 skipped test fails the run.
+
+Property tests (Hypothesis) run one project-wide profile, ``ttma-relay``, on every machine: the
+examples are derived from each test's source (``derandomize``), no example database is read or
+written, and there is no deadline (the emulators share the CPU). ``make test`` and CI therefore
+draw the same examples (same pinned Hypothesis, same Python), and a failure found once fails
+every run until it is fixed. Tests set only ``max_examples``. ``pytest
+--hypothesis-profile=explore`` draws fresh random examples and keeps failures in
+``.hypothesis/`` for a local bug hunt.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from devstack.emulators import EmulatorError, build_emulators
 from tests.support import message_schema
@@ -30,6 +40,21 @@ pytest_plugins = [
     "tests.fixtures.sandbox",  # sandbox_server, sandbox, webhook_receiver, ttma_client
     "tests.fixtures.stack",  # dev_stack (a whole local stack per module)
 ]
+
+HYPOTHESIS_PROFILE = "ttma-relay"
+hypothesis_settings.register_profile(
+    "explore", hypothesis_settings.get_profile("default"), deadline=None
+)
+hypothesis_settings.register_profile(
+    HYPOTHESIS_PROFILE,
+    hypothesis_settings.get_profile("default"),
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],  # a loaded machine is not a failing test
+)
+hypothesis_settings.load_profile(HYPOTHESIS_PROFILE)  # --hypothesis-profile=... loads later
 
 TEST_PROJECT = "ttma-relay-test"
 EMULATOR_VARS = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")

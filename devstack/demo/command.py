@@ -30,7 +30,7 @@ from devstack.demo.report import CallOutcome, DemoReport, is_final, render, seco
 from devstack.emulators import EmulatorError
 from devstack.stack import StackError, read_endpoints, summary, up
 from devstack.stack.config import DEFAULT_STATE_DIR, StackConfig, StackConfigError, resolve_ports
-from devstack.stack.health import answers
+from devstack.stack.health import FUNCTION_PROBE_METHOD, answers
 from devstack.stack.services import EMULATOR_HOST_VARS
 from ttma_relay.adapters.deliveries import delivery_document_id
 from ttma_relay.contract.call_keys import call_key
@@ -46,7 +46,7 @@ def stack_endpoints(state_dir: Path, *, start: bool) -> dict[str, str]:
     if (
         values
         and answers(values["SANDBOX_URL"] + "/_sandbox/health")
-        and answers(values["INGEST_URL"], any_status=True)
+        and answers(values["INGEST_URL"], any_status=True, method=FUNCTION_PROBE_METHOD)
     ):
         return values
     if not start:

@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from devstack.stack.health import answers
+from devstack.stack.health import FUNCTION_PROBE_METHOD, answers
 from devstack.stack.processes import StackState, group_members, still_ours
 
 
@@ -117,7 +117,8 @@ class SoakFaults:
         deadline = time.monotonic() + 15.0
         while time.monotonic() < deadline:
             respawned = [pid for pid in self.ingest_workers() if pid not in workers]
-            if respawned and answers(self.ingest_url, any_status=True):
+            probe = FUNCTION_PROBE_METHOD
+            if respawned and answers(self.ingest_url, any_status=True, method=probe):
                 break
             time.sleep(0.1)
         took = self.now() - started

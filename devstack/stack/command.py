@@ -190,6 +190,7 @@ def up(config: StackConfig, *, started: float | None = None) -> StackUp:
                 hint=s.hint,
                 ready_text=s.ready_text,
                 log_offset=offsets[s.name],
+                method=s.health_method,
             )
             for s in services
         }

@@ -2,8 +2,10 @@
 
 Emulators answer ``GET /`` (``Ok``; the storage emulator ``GET /storage/v1/b``), the sandbox
 ``GET /_sandbox/health``; a function is healthy once its log says its clients are warmed (since
-it started) and it answers any HTTP request (a ``GET`` on a webhook receiver is a 405, on a
-CloudEvent function a 400: both prove it is serving).
+it started) and it answers any HTTP status to ``HEAD /`` (``FUNCTION_PROBE_METHOD``). Every
+function refuses that with 405, which proves it is serving and does nothing: ingest reads no
+body and logs the probe at INFO, reconcile does not run (a ``GET`` would start a reconcile
+run), a CloudEvent function's 405 comes from functions-framework.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from devstack.emulators import EmulatorError
 from devstack.stack.processes import log_tail
 
 POLL_SECONDS = 0.05
+FUNCTION_PROBE_METHOD = "HEAD"
 
 
 @dataclass
@@ -32,9 +35,6 @@ class HealthCheck:
     ready_text: str = ""  # and the log, from ``log_offset`` on, holds this (functions: warmed)
     log_offset: int = 0
 
-    def healthy(self) -> bool:
-        return answers(self.url, any_status=self.any_status) and self._log_says_ready()
-
     def _log_says_ready(self) -> bool:
         if not self.ready_text:
             return True
@@ -45,11 +45,22 @@ class HealthCheck:
         except OSError:
             return False
 
+    method: str = "GET"
 
-def answers(url: str, *, any_status: bool = False, timeout: float = 1.0) -> bool:
-    """True when ``url`` answers 2xx (or, with ``any_status``, any HTTP status)."""
+    def healthy(self) -> bool:
+        return (
+            answers(self.url, any_status=self.any_status, method=self.method)
+            and self._log_says_ready()
+        )
+
+
+def answers(
+    url: str, *, any_status: bool = False, timeout: float = 1.0, method: str = "GET"
+) -> bool:
+    """True when ``url`` answers ``method`` with 2xx (or, with ``any_status``, any HTTP status)."""
+    request = urllib.request.Request(url, method=method)  # noqa: S310 - loopback
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
             return 200 <= response.status < 300
     except urllib.error.HTTPError:
         return any_status

@@ -11,6 +11,7 @@ from devstack import emulators
 from devstack.emulators import HOST, INSTALL_HINT
 from devstack.functions import function_command, function_env
 from devstack.stack.config import StackConfig
+from devstack.stack.health import FUNCTION_PROBE_METHOD
 from ttma_relay.settings import ENV_NAMES
 
 EMULATOR_HOST_VARS = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
@@ -29,6 +30,7 @@ class Service:
     port: int
     health_url: str
     any_status: bool = False
+    health_method: str = "GET"
     env: dict[str, str] = field(default_factory=dict, repr=False)  # added to the inherited one
     hint: str = ""
     ready_text: str = ""  # healthy only once its log (since the start) holds this, too
@@ -140,6 +142,7 @@ def function_service(config: StackConfig, name: str, secrets: StackSecrets) -> S
         config.ports[name],
         config.url(name),
         any_status=True,
+        health_method=FUNCTION_PROBE_METHOD,
         env=function_env(function_settings_env(config, name, secrets), name),
         ready_text=WARMED_LOG_TEXT,
     )

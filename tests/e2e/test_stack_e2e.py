@@ -16,6 +16,7 @@ import os
 import stat
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -146,6 +147,7 @@ def test_stack_up_deliveries_archived_then_down_leaves_nothing(tmp_path) -> None
     try:
         assert state.status == "up"
         assert "healthy in" in stack.up_output
+        assert_the_health_probes_were_quiet(stack)
         env_file = stack.state_dir / "endpoints.env"
         assert stat.S_IMODE(os.stat(env_file).st_mode) == 0o600  # holds the dev secrets
         for name in REQUIRED_ENDPOINTS:
@@ -195,6 +197,22 @@ def test_stack_up_deliveries_archived_then_down_leaves_nothing(tmp_path) -> None
     assert not (stack.state_dir / "stack.json").exists()
     assert not (stack.state_dir / "endpoints.env").exists()
     assert (stack.state_dir / "logs" / "ingest.log").exists()  # logs are kept
+
+
+def json_lines(path: Path) -> list[dict[str, Any]]:
+    """The JSON log records in a function's log (gunicorn's own lines are plain text)."""
+    lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+    return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def assert_the_health_probes_were_quiet(stack: RunningStack) -> None:
+    """``up`` probed every function with HEAD: ingest logged it at INFO, reconcile did not run."""
+    logs = stack.state_dir / "logs"
+    ingest = json_lines(logs / "ingest.log")
+    assert [r for r in ingest if r["severity"] != "INFO"] == [], ingest
+    assert {(r["outcome"], r.get("method")) for r in ingest} == {("method_not_allowed", "HEAD")}
+    if main_has_entry_point("reconcile"):
+        assert json_lines(logs / "reconcile.log") == []  # a GET probe would have run it
 
 
 def assert_nothing_left(processes: list, ports: dict[str, int]) -> None:

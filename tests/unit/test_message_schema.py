@@ -51,7 +51,7 @@ from ttma_sandbox.state import SandboxState
 DATA_SCHEMA = load_schema(DATA_SCHEMA_FILE)
 ATTRIBUTES_SCHEMA = load_schema(ATTRIBUTES_SCHEMA_FILE)
 GOLDEN_FILE = TEST_DATA / "call_ended.json"
-PROPERTY_SETTINGS = settings(max_examples=200, derandomize=True, database=None, deadline=None)
+PROPERTY_SETTINGS = settings(max_examples=200)  # the rest: the suite profile (conftest)
 
 # The vendor's documented examples (shared/vendor/call-results-api.md), transcribed field by
 # field. The doc truncates some values with a literal "..." ("v3:abc123...", "a1b2c3d4-...",

@@ -91,7 +91,7 @@ def _squash(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400)
 @given(st.text(alphabet=st.characters(blacklist_categories=()), max_size=300))
 def test_parsing_arbitrary_text_never_raises_and_loses_only_whitespace(text: str) -> None:
     turns = parse_turns(text)
@@ -106,7 +106,7 @@ def test_parsing_arbitrary_text_never_raises_and_loses_only_whitespace(text: str
 _LABELISH = st.sampled_from(["[Agent]", "[Caller]", "[x]", "[", "]", "[Agent", "\n", " ", "[IVR]"])
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400)
 @given(st.lists(st.one_of(_LABELISH, st.text(max_size=8)), max_size=40).map("".join))
 def test_label_heavy_text_never_raises(text: str) -> None:
     turns = parse_turns(text)
@@ -121,7 +121,7 @@ _PLAIN_TEXT = st.text(
 ).map(str.strip)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(st.lists(st.tuples(st.sampled_from(["Agent", "Caller"]), _PLAIN_TEXT), max_size=12))
 def test_rendered_turns_parse_back(spoken: list[tuple[str, str]]) -> None:
     turns = [Turn(speaker, text) for speaker, text in spoken]

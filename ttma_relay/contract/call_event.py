@@ -6,6 +6,10 @@ the delivery envelope ``{"event","deliveryId","timestamp","data":{call}}`` (docs
 "Pub/Sub message contract"). Anything that can never be processed, however often it is
 redelivered, raises ``PoisonMessage``: the archivers log its ``reason`` and ack it (return),
 instead of letting Pub/Sub redeliver it until the dead-letter topic takes it.
+
+A well-formed envelope of an event type the archivers do not handle (anything but
+``call.ended``; the contract keeps unknown types for forward compatibility) is not poison: it
+raises ``IgnoredEvent``, which the archivers log as ``ignored`` at INFO and ack.
 """
 
 from __future__ import annotations
@@ -32,6 +36,17 @@ class PoisonMessage(Exception):
     ) -> None:
         super().__init__(message)
         self.reason = reason
+        self.context = dict(context or {})
+
+
+class IgnoredEvent(Exception):
+    """A valid message of an event type the archivers do not handle: acked, never poison."""
+
+    reason = "unhandled_event"
+
+    def __init__(self, event: str, *, context: Mapping[str, Any] | None = None) -> None:
+        super().__init__(f"event type {event[:100]!r} is not handled here")
+        self.event = event
         self.context = dict(context or {})
 
 
@@ -113,7 +128,12 @@ def _string_attributes(message: Mapping[str, Any]) -> dict[str, str]:
 
 
 def decode_call_event(cloud_event: Any) -> CallEvent:
-    """The call event in a Pub/Sub CloudEvent; raises ``PoisonMessage`` if there is none."""
+    """The call event in a Pub/Sub CloudEvent.
+
+    Raises ``PoisonMessage`` when the message cannot be a call event (undecodable, or off the
+    message contract) and ``IgnoredEvent`` for a valid envelope of another event type (an
+    envelope without ``event``, which ingest accepts, included).
+    """
     message = _message(cloud_event)
     message_id = message.get("messageId") or message.get("message_id")
     publish_time = message.get("publishTime") or message.get("publish_time")
@@ -126,10 +146,12 @@ def decode_call_event(cloud_event: Any) -> CallEvent:
     context["deliveryId"] = delivery_id
     event = envelope.get("event")
     if event is None:
-        event = attributes.get("event")
+        event = attributes.get("event", "")
+    if not isinstance(event, str):
+        raise PoisonMessage("bad_event", "the envelope's event is not a string", context=context)
     if event not in HANDLED_EVENTS:
-        context["event"] = str(event)[:100]
-        raise PoisonMessage("unhandled_event", "not a call.ended event", context=context)
+        context["event"] = event[:100]
+        raise IgnoredEvent(event, context=context)
     call = envelope.get("data")
     if not isinstance(call, dict):
         raise PoisonMessage("no_call", "the envelope has no call object", context=context)

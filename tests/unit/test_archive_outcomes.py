@@ -1,0 +1,176 @@
+"""The archivers' verdict on a message before any archiving: ignored, poison or a call event.
+
+No emulator: a message that is not a ``call.ended`` event is decided before the archive, the
+index or the vendor API is touched (``deps`` is ``None`` here, so touching them fails).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from typing import Any
+
+import pytest
+
+from handlers import archive_recording, archive_transcript
+from handlers.ingest import STATUS_BY_ERROR
+from handlers.subscriber import ARCHIVE_OUTCOMES, run_subscriber
+from tests.support.archive import cloud_event, encode, push_body, push_for
+from tests.support.paths import REPO_ROOT
+from tests.support.payloads import delivery
+from ttma_relay import logs
+from ttma_relay.contract.call_event import IgnoredEvent, PoisonMessage, decode_call_event
+
+HANDLERS = {"archive_transcript": archive_transcript, "archive_recording": archive_recording}
+
+
+@pytest.fixture
+def log_lines():
+    stream = io.StringIO()
+    logs.set_stream(stream)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    logs.set_stream(None)
+
+
+def without_event(envelope: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in envelope.items() if k != "event"}
+
+
+# A valid envelope of another event type: forward compatibility, acked without a warning.
+IGNORED = {
+    "call.started": (push_for({**delivery(), "event": "call.started"}), "call.started"),
+    "call.summarized, no call": (push_for({**delivery(), "event": "x", "data": None}), "x"),
+    "future event, any data": (
+        push_body(encode({**delivery(), "event": "call.transferred.v2", "data": [1]})),
+        "call.transferred.v2",
+    ),
+    "no event (ingest accepts it)": (push_body(encode(without_event(delivery()))), ""),
+    "null event, empty attribute": (push_for({**delivery(), "event": None}), ""),
+}
+
+# Real poison: undecodable, or off the message contract.
+POISON = {
+    "not base64": (
+        push_body(b"") | {"message": {"data": "%%%not base64", "messageId": "1"}},
+        "bad_base64",
+    ),
+    "not JSON": (push_body(b"\xff\xfe not json"), "bad_json"),
+    "not an object": (push_body(b"[1, 2, 3]"), "not_an_object"),
+    "event not a string": (push_body(encode({**delivery(), "event": 7})), "bad_event"),
+    "no call": (push_body(encode({**delivery(), "data": None})), "no_call"),
+    "no call id": (push_body(encode({**delivery(), "data": {"direction": "in"}})), "no_call_id"),
+}
+
+
+@pytest.mark.parametrize("function", sorted(HANDLERS))
+@pytest.mark.parametrize("name", sorted(IGNORED))
+def test_another_event_type_is_ignored_at_info_and_acked(function, name, log_lines):
+    body, event = IGNORED[name]
+    assert HANDLERS[function].handle(cloud_event(body), None) == "ignored"  # returned: acked
+    [line] = log_lines()
+    assert (line["function"], line["severity"], line["outcome"]) == (function, "INFO", "ignored")
+    assert (line["reason"], line["event"]) == ("unhandled_event", event)
+    assert line["messageId"] == body["message"]["messageId"]
+    if name != "future event, any data":
+        assert line["deliveryId"]
+
+
+@pytest.mark.parametrize("function", sorted(HANDLERS))
+@pytest.mark.parametrize("name", sorted(POISON))
+def test_real_poison_is_still_poison_at_warning(function, name, log_lines):
+    body, reason = POISON[name]
+    assert HANDLERS[function].handle(cloud_event(body), None) == "poison"
+    [line] = log_lines()
+    assert (line["function"], line["severity"], line["outcome"]) == (function, "WARNING", "poison")
+    assert line["reason"] == reason
+
+
+def test_a_cloud_event_that_is_not_a_pubsub_message_is_poison(log_lines):
+    body = push_for(delivery())
+    assert archive_transcript.handle(cloud_event(body, event_type="x.y"), None) == "poison"
+    assert log_lines()[0]["reason"] == "not_pubsub"
+
+
+def test_ignored_is_not_a_kind_of_poison():
+    with pytest.raises(IgnoredEvent) as raised:
+        decode_call_event(cloud_event(IGNORED["call.started"][0]))
+    assert not isinstance(raised.value, PoisonMessage)
+    assert raised.value.event == "call.started"
+
+
+def test_a_call_ended_event_reaches_the_archive_with_its_outcome(log_lines):
+    envelope = delivery()
+    seen: list[str] = []
+
+    def archive(event, context) -> str:
+        seen.append(event.call_id)
+        return "archived"
+
+    assert run_subscriber("archive_transcript", cloud_event(push_for(envelope)), archive) == (
+        "archived"
+    )
+    assert seen == [envelope["data"]["id"]]
+    [line] = log_lines()
+    assert (line["severity"], line["outcome"], line["callId"]) == (
+        "INFO",
+        "archived",
+        envelope["data"]["id"],
+    )
+
+
+def test_every_outcome_logged_here_is_in_the_contract(log_lines):
+    for body, _ in (*IGNORED.values(), *POISON.values()):
+        archive_transcript.handle(cloud_event(body), None)
+    assert {line["outcome"] for line in log_lines()} <= ARCHIVE_OUTCOMES
+
+
+# --- the outcome strings are a contract: code, docs and terraform/ agree ----------------------
+
+ROOT = REPO_ROOT
+RECONCILE_OUTCOMES = {"ok", "incomplete"}
+REASON = re.compile(r"`([a-z0-9]+(?:_[a-z0-9]+)+)`")
+
+
+def ticked(text: str) -> set[str]:
+    return set(re.findall(r"`([a-z_]+)`", text))
+
+
+def contract_bullet() -> str:
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    start = text.index("- **Log `outcome` values are a contract**")
+    return text[start : text.index("\n- **", start + 1)]
+
+
+def test_the_architecture_doc_lists_every_outcome_the_code_logs():
+    bullet = contract_bullet()
+    ingest, rest = bullet.split("The archivers log", 1)
+    archivers, reconcile = rest.split("Reconcile logs", 1)
+    ingest_codes = {error.code for error in STATUS_BY_ERROR} | {"accepted", "duplicate"}
+    assert ticked(ingest) - {"outcome", "status"} == ingest_codes | {"self_test"}
+    assert ticked(archivers.split("(docs/archive.md", 1)[0]) == ARCHIVE_OUTCOMES
+    assert ticked(reconcile.split(".", 1)[0]) == RECONCILE_OUTCOMES
+    source = (ROOT / "handlers" / "reconcile.py").read_text()
+    assert all(f'"{outcome}"' in source for outcome in RECONCILE_OUTCOMES)
+
+
+def test_the_archive_doc_lists_the_outcomes_and_the_poison_reasons_the_code_has():
+    text = (ROOT / "docs" / "archive.md").read_text()
+    section = text[text.index("## Acks, retries and poison messages") :]
+    rows = re.findall(r"^\| ((?:`\w+`(?:, )?)+)", section, re.MULTILINE)
+    assert set().union(*(ticked(row) for row in rows)) == ARCHIVE_OUTCOMES
+    reasons = section[section.index("Poison reasons:") :].split(".\n", 1)[0]
+    source = (ROOT / "ttma_relay" / "pubsub_event.py").read_text()
+    raised = set(re.findall(r'PoisonMessage\(\s*"(\w+)"', source))
+    assert set(REASON.findall(reasons)) == raised
+    assert IgnoredEvent.reason not in raised  # an unhandled event type is not poison
+
+
+def test_terraform_filters_only_on_documented_outcomes():
+    documented = ticked(contract_bullet())
+    used: set[str] = set()
+    for path in (ROOT / "terraform").rglob("*.tf"):
+        used |= set(re.findall(r'jsonPayload\.outcome\s*=\s*\\?"(\w+)\\?"', path.read_text()))
+    assert used, "terraform/ filters on no outcome: the pattern is stale"
+    assert used <= documented, sorted(used - documented)
+    assert "poison" not in used and "ignored" not in used  # nothing alerts on either (yet)
