@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from devstack import emulators
 from devstack.emulators import HOST, INSTALL_HINT
 from devstack.functions import function_command, function_env
+from devstack.sandbox.api_keys import API_KEYS_ENV
 from devstack.stack_config import StackConfig
 from ttma_relay.settings import ENV_NAMES
 
@@ -56,14 +57,12 @@ def inherited_env(extra: Mapping[str, str]) -> dict[str, str]:
     A shell that sourced another stack's ``endpoints.env`` (or holds real credentials' names)
     must not leak into this stack's functions.
     """
-    dropped = set(ENV_NAMES) | set(EMULATOR_HOST_VARS)
+    dropped = {*ENV_NAMES, *EMULATOR_HOST_VARS, API_KEYS_ENV}
     base = {k: v for k, v in os.environ.items() if k not in dropped}
     return {**base, **extra, "PYTHONUNBUFFERED": "1"}
 
 
-def function_settings_env(
-    config: StackConfig, name: str, secrets: StackSecrets
-) -> dict[str, str]:
+def function_settings_env(config: StackConfig, name: str, secrets: StackSecrets) -> dict[str, str]:
     google = emulator_env(config)
     api = {
         "TTMA_API_KEY": secrets.sandbox_api_key,
@@ -114,11 +113,12 @@ def emulator_services(config: StackConfig) -> list[Service]:
 
 
 def sandbox_service(config: StackConfig, secrets: StackSecrets) -> Service:
+    """The vendor sandbox. Its API key goes in its environment (owner-only), never on its
+    command line (``ps`` shows every process's to every user)."""
     command = [
         sys.executable, "-m", "devstack.sandbox",
         "--host", HOST,
         "--port", str(config.ports["sandbox"]),
-        "--api-key", secrets.sandbox_api_key,
         "--webhook-backoff-base", str(config.sandbox_backoff_base),
         "--webhook-recording-wait", str(config.sandbox_recording_wait_seconds),
         "--recording-bytes", str(config.recording_bytes),
@@ -126,7 +126,11 @@ def sandbox_service(config: StackConfig, secrets: StackSecrets) -> Service:
     for number in config.agent_numbers:
         command += ["--agent-number", number]
     return Service(
-        "sandbox", command, config.ports["sandbox"], config.url("sandbox") + "/_sandbox/health"
+        "sandbox",
+        command,
+        config.ports["sandbox"],
+        config.url("sandbox") + "/_sandbox/health",
+        env={API_KEYS_ENV: secrets.sandbox_api_key},
     )
 
 

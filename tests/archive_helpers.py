@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ import httpx
 from cloudevents.http import CloudEvent
 
 from devstack.emulators import stop_process_group
+from devstack.sandbox.api_keys import API_KEYS_ENV
 from ttma_relay.call_events import message_attributes
 from ttma_relay.call_keys import object_prefix
 from ttma_relay.pubsub_event import PUBSUB_EVENT_TYPE
@@ -140,8 +142,9 @@ class SandboxProcess:
 def sandbox_process() -> Iterator[SandboxProcess]:
     api_key = "mbn_live_" + uuid.uuid4().hex + uuid.uuid4().hex
     process = subprocess.Popen(
-        [sys.executable, "-m", "devstack.sandbox", "--port", "0", "--api-key", api_key],
+        [sys.executable, "-m", "devstack.sandbox", "--port", "0"],
         cwd=ROOT,
+        env={**os.environ, API_KEYS_ENV: api_key},  # not on the command line (ps shows those)
         stdout=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         start_new_session=True,

@@ -4,8 +4,9 @@ The sandbox sends real signed webhooks (a mixed batch covering every end reason,
 duplicate, concurrent copies that provoke in-flight 409s and sender retries, a late recording
 that is retried through Pub/Sub's redelivery); every call must end up in the bucket and the
 index as the contract says, with no dead letter and no 410 anywhere. A call whose webhook
-never went out is found by ``reconcile`` (served once ``main.py`` defines it). Then ``down``
-must leave no process and no listening port behind.
+never went out is found by ``reconcile`` (served once ``main.py`` defines it). No secret is on
+any of the stack's command lines. Then ``down`` must leave no process and no listening port
+behind.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import stat
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -149,6 +151,7 @@ def test_stack_up_deliveries_archived_then_down_leaves_nothing(tmp_path) -> None
             assert stack.endpoints.get(name), name
         assert stack.endpoints["TTMA_WEBHOOK_SECRET"] not in stack.up_output
         assert stack.endpoints["SANDBOX_API_KEY"] not in stack.up_output
+        assert_no_secret_on_a_command_line(stack, state)
 
         webhook_calls = place_calls(stack)
         late_id = webhook_calls[-1]["id"]
@@ -188,6 +191,25 @@ def test_stack_up_deliveries_archived_then_down_leaves_nothing(tmp_path) -> None
     assert not (stack.state_dir / "stack.json").exists()
     assert not (stack.state_dir / "endpoints.env").exists()
     assert (stack.state_dir / "logs" / "ingest.log").exists()  # logs are kept
+
+
+def assert_no_secret_on_a_command_line(stack: RunningStack, state: StackState) -> None:
+    """``ps`` shows every process's command line to every user: no secret may be on one."""
+    secrets = {name: stack.endpoints[name] for name in ("SANDBOX_API_KEY", "TTMA_WEBHOOK_SECRET")}
+    pids = {pid for record in state.processes for pid in group_members(record.pgid)}
+    pids |= set(marked_processes(state.stack_id))  # everything they started (the Java children)
+    command_lines = {}
+    for pid in pids:
+        try:
+            command_lines[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:  # gone meanwhile (a short-lived helper)
+            continue
+    sandbox = next(record for record in state.processes if record.name == "sandbox")
+    assert b"devstack.sandbox" in command_lines[sandbox.pid]  # what was read is a command line
+    assert {record.pid for record in state.processes} <= command_lines.keys()
+    for pid, line in command_lines.items():
+        for name, value in secrets.items():
+            assert value and value.encode() not in line, f"{name} is on the command line of {pid}"
 
 
 def assert_nothing_left(processes: list, ports: dict[str, int]) -> None:
