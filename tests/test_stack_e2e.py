@@ -6,13 +6,16 @@ that is retried through Pub/Sub's redelivery); every call must end up in the buc
 index as the contract says, with no dead letter and no 410 anywhere. A call whose webhook
 never went out is found by ``reconcile`` (served once ``main.py`` defines it). No secret is on
 any of the stack's command lines. Then ``down`` must leave no process and no listening port
-behind.
+behind. ``make dev`` in the foreground, its output piped to a reader that dies with the Ctrl-C
+(``| tee``), must stop everything on SIGINT and on SIGHUP (a closed terminal).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import select
+import signal
 import stat
 import subprocess
 import time
@@ -20,11 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from devstack.stack_config import main_has_entry_point
 from devstack.stack_processes import StackState, group_members, marked_processes, port_is_free
 from tests.stack_fixtures import (
     TEST_STACK_OPTIONS,
+    UP_TIMEOUT_SECONDS,
     RunningStack,
     stack_command,
     stack_environment,
@@ -241,3 +246,50 @@ def test_down_cleans_up_after_an_up_killed_half_way(tmp_path) -> None:
     assert_nothing_left(state.processes, state.ports)
     assert marked_processes(state.stack_id) == []  # nor one started but not yet recorded
     assert not (state_dir / "stack.json").exists()
+
+
+def read_until(descriptor: int, marker: bytes, timeout: float) -> bytes:
+    output, deadline = b"", time.monotonic() + timeout
+    while marker not in output:
+        remaining = deadline - time.monotonic()
+        readable, _, _ = select.select([descriptor], [], [], max(remaining, 0))
+        if not readable:
+            pytest.fail(f"no {marker!r} after {timeout:.0f} s:\n{output.decode()}", pytrace=False)
+        chunk = os.read(descriptor, 65536)
+        if not chunk:
+            pytest.fail(f"make dev exited before it was up:\n{output.decode()}", pytrace=False)
+        output += chunk
+    return output
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP], ids=["SIGINT", "SIGHUP"])
+def test_dev_stops_everything_on_a_signal_with_its_output_gone(tmp_path, signum) -> None:
+    """``make dev 2>&1 | tee dev.log``, then Ctrl-C: tee dies with it, every write of the
+    shutdown fails (a broken pipe). SIGHUP: the terminal was closed. Nothing may be left."""
+    state_dir = tmp_path / "devstack"
+    read_end, write_end = os.pipe()
+    dev = subprocess.Popen(
+        stack_command("dev", state_dir, "--free-ports", *TEST_STACK_OPTIONS),
+        stdin=subprocess.DEVNULL, stdout=write_end, stderr=write_end,
+        start_new_session=True,  # its own process group: the terminal's foreground job
+    )  # fmt: skip
+    os.close(write_end)
+    try:
+        try:
+            shown = read_until(read_end, b"Following the functions' logs", UP_TIMEOUT_SECONDS)
+        finally:
+            os.close(read_end)  # the reader is gone: tee died with the Ctrl-C
+        assert b"healthy in" in shown
+        state = StackState.load(state_dir)
+        assert state is not None and state.status == "up"
+        assert all(group_members(record.pgid) for record in state.processes)
+        os.killpg(dev.pid, signum)
+        assert dev.wait(timeout=60) == 0
+        assert_nothing_left(state.processes, state.ports)
+        assert marked_processes(state.stack_id) == []
+        assert not (state_dir / "stack.json").exists()
+    finally:
+        if dev.poll() is None:
+            os.killpg(dev.pid, signal.SIGKILL)
+            dev.wait()
+        stop_stack(state_dir)  # whatever a failed shutdown left
