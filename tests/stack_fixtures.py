@@ -9,6 +9,8 @@ with the command's message: nothing is skipped.
 from __future__ import annotations
 
 import contextlib
+import os
+import select
 import subprocess
 import sys
 import time
@@ -27,7 +29,7 @@ from devstack.stack_services import EMULATOR_HOST_VARS
 from tests import message_schema
 from tests.pubsub_helpers import pull_all
 
-__all__ = ["RunningStack", "dev_stack", "start_stack", "stop_stack", "wait_until"]
+__all__ = ["RunningStack", "dev_stack", "read_until", "start_stack", "stop_stack", "wait_until"]
 
 # Short waits so that late and missing recordings settle within seconds.
 TEST_STACK_OPTIONS = ("--recording-wait-seconds", "4", "--sandbox-recording-wait", "0.5")
@@ -195,6 +197,21 @@ def wait_until(check: Callable[[], Any], *, timeout: float, what: str, every: fl
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}", pytrace=False)
         time.sleep(every)
+
+
+def read_until(descriptor: int, marker: bytes, timeout: float) -> bytes:
+    """Read a pipe until ``marker`` shows (``make dev``'s output); fail after ``timeout``."""
+    output, deadline = b"", time.monotonic() + timeout
+    while marker not in output:
+        remaining = deadline - time.monotonic()
+        readable, _, _ = select.select([descriptor], [], [], max(remaining, 0))
+        if not readable:
+            pytest.fail(f"no {marker!r} after {timeout:.0f} s:\n{output.decode()}", pytrace=False)
+        chunk = os.read(descriptor, 65536)
+        if not chunk:
+            pytest.fail(f"the process exited before it was up:\n{output.decode()}", pytrace=False)
+        output += chunk
+    return output
 
 
 @contextlib.contextmanager

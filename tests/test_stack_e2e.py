@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import select
 import signal
 import stat
 import subprocess
@@ -31,6 +30,7 @@ from tests.stack_fixtures import (
     TEST_STACK_OPTIONS,
     UP_TIMEOUT_SECONDS,
     RunningStack,
+    read_until,
     stack_command,
     stack_environment,
     start_stack,
@@ -248,20 +248,6 @@ def test_down_cleans_up_after_an_up_killed_half_way(tmp_path) -> None:
     assert not (state_dir / "stack.json").exists()
 
 
-def read_until(descriptor: int, marker: bytes, timeout: float) -> bytes:
-    output, deadline = b"", time.monotonic() + timeout
-    while marker not in output:
-        remaining = deadline - time.monotonic()
-        readable, _, _ = select.select([descriptor], [], [], max(remaining, 0))
-        if not readable:
-            pytest.fail(f"no {marker!r} after {timeout:.0f} s:\n{output.decode()}", pytrace=False)
-        chunk = os.read(descriptor, 65536)
-        if not chunk:
-            pytest.fail(f"make dev exited before it was up:\n{output.decode()}", pytrace=False)
-        output += chunk
-    return output
-
-
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP], ids=["SIGINT", "SIGHUP"])
 def test_dev_stops_everything_on_a_signal_with_its_output_gone(tmp_path, signum) -> None:
     """``make dev 2>&1 | tee dev.log``, then Ctrl-C: tee dies with it, every write of the
@@ -284,9 +270,10 @@ def test_dev_stops_everything_on_a_signal_with_its_output_gone(tmp_path, signum)
         assert state is not None and state.status == "up"
         assert all(group_members(record.pgid) for record in state.processes)
         os.killpg(dev.pid, signum)
-        assert dev.wait(timeout=60) == 0
+        code = dev.wait(timeout=60)
         assert_nothing_left(state.processes, state.ports)
         assert marked_processes(state.stack_id) == []
+        assert code == 0
         assert not (state_dir / "stack.json").exists()
     finally:
         if dev.poll() is None:

@@ -6,11 +6,13 @@ its output closed.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,8 @@ import pytest
 from devstack import stack_follow
 from devstack.stack_follow import follow_until_interrupted
 from devstack.stack_output import STOP_SIGNALS, StopSignals, say
-from devstack.stack_processes import StackState
+from devstack.stack_processes import StackState, group_members, port_is_free, stop_groups
+from tests.stack_fixtures import read_until
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,3 +122,82 @@ def test_the_follower_returns_when_asked_to_stop_or_when_its_reader_is_gone(
     assert "accepted" in shown.getvalue()  # the line is shown to a live reader ...
     assert follow_until_interrupted(state, tmp_path, _GoneReader(), stop=not_yet) == 0
     assert len(stop_asked) == 1  # ... and a dead reader ends the follower at its first write
+
+
+# `python -m devstack.stack dev` with `up` replaced by one that starts a single small server the
+# same way (recorded in stack.json, its own process group): main's shutdown path in about a
+# second, no emulators. tests/test_stack_e2e.py does the same on a whole stack.
+_FAKE_DEV = """
+import sys, time
+from devstack import stack
+from devstack.stack_processes import StackState, port_is_free, spawn
+from devstack.stack_services import StackSecrets
+
+def fake_up(config, *, started=None, **options):
+    port = config.ports["ingest"]
+    state = StackState(config.state_dir / "stack.json", ports={"ingest": port})
+    state.save()
+    if options.get("on_record"):
+        options["on_record"](state)
+    server = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)]
+    spawn(state, "ingest", server, port=port, log_path=config.log_dir / "ingest.log")
+    while port_is_free(port):
+        time.sleep(0.02)
+    state.status = "up"
+    state.save()
+    values = stack.endpoints(config, StackSecrets("dev_secret", "mbn_live_key"))
+    return stack.StackUp(config, state, values, 0.1)
+
+stack.up = fake_up
+raise SystemExit(stack.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize(
+    "signum",
+    [*STOP_SIGNALS, None],
+    ids=lambda signum: signal.Signals(signum).name if signum else "none",
+)
+def test_dev_with_its_output_gone_stops_what_it_started_on_each_stop_signal(
+    tmp_path, signum: int | None
+) -> None:
+    """With no signal (``make dev | head -3``), the next log line finds the reader gone."""
+    state_dir = tmp_path / "devstack"
+    read_end, write_end = os.pipe()
+    command = [sys.executable, "-c", _FAKE_DEV, "dev", "--state-dir", str(state_dir)]
+    dev = subprocess.Popen(
+        [*command, "--free-ports"],
+        stdin=subprocess.DEVNULL,
+        stdout=write_end,
+        stderr=write_end,
+        cwd=REPO_ROOT,
+        start_new_session=True,
+    )
+    os.close(write_end)
+    state = None
+    try:
+        try:
+            read_until(read_end, b"Following the functions' logs", timeout=30)
+        finally:
+            os.close(read_end)  # the reader is gone: `| tee` died with the Ctrl-C
+        state = StackState.load(state_dir)
+        assert state is not None and state.status == "up"
+        (server,) = state.processes
+        assert group_members(server.pgid) and not port_is_free(server.port)
+        if signum is None:  # the server logs the request: make dev shows it, to nobody
+            # ... and may stop the server before it answered (that is the point)
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(f"http://127.0.0.1:{server.port}/", timeout=5).close()
+        else:
+            os.killpg(dev.pid, signum)
+        code = dev.wait(timeout=30)
+        assert group_members(server.pgid) == [], "the stack's server was left running"
+        assert port_is_free(server.port)
+        assert code == 0
+        assert not (state_dir / "stack.json").exists()
+    finally:
+        if dev.poll() is None:
+            os.killpg(dev.pid, signal.SIGKILL)
+            dev.wait()
+        if state is not None:
+            stop_groups(state.processes, stack_id=state.stack_id)
