@@ -36,7 +36,8 @@ class Service:
 
 @dataclass(frozen=True)
 class StackSecrets:
-    """Generated per ``up``; written only to the owner-only ``endpoints.env``."""
+    """Generated per ``up``; written only to the owner-only ``endpoints.env`` and given to the
+    processes that use them in their environments, never on a command line."""
 
     webhook_secret: str = field(repr=False)
     sandbox_api_key: str = field(repr=False)
