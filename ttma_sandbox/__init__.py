@@ -6,8 +6,8 @@ See ``ttma_sandbox/README.md``. In-process::
         call = sandbox.state.simulate_call(recording="late", late_after_seconds=10)
         sandbox.state.clock.advance(11)
 
-Out of process: ``python -m ttma_sandbox --port 8790 --api-key mbn_live_...`` and the
-``/_sandbox/...`` control API.
+Out of process: ``TTMA_SANDBOX_API_KEYS=mbn_live_... python -m ttma_sandbox --port 8790``
+and the ``/_sandbox/...`` control API.
 """
 
 from ttma_sandbox.api_keys import ALL_SCOPES, SCOPE_CALL, SCOPE_READ, generate_api_key

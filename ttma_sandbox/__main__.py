@@ -1,7 +1,9 @@
 """``python -m ttma_sandbox``: run the vendor sandbox as its own process (local stack).
 
 Prints one JSON line ``{"event": "sandbox_ready", "url": ..., "port": ...}`` on stdout once it
-accepts requests, then serves until SIGTERM / SIGINT. API keys are never printed.
+accepts requests, then serves until SIGTERM / SIGINT. API keys are never printed. Give them in
+the environment, ``TTMA_SANDBOX_API_KEYS="KEY KEY2:voice:read"`` (what the local stack does):
+an ``--api-key`` on the command line is visible to every user in ``ps``.
 """
 
 from __future__ import annotations
@@ -9,12 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 
-from ttma_sandbox.api_keys import parse_key_spec
+from ttma_sandbox.api_keys import API_KEYS_ENV, key_specs_from_env, parse_key_spec
 from ttma_sandbox.server import check_loopback, start_sandbox
 
 
@@ -29,8 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY[:SCOPES]",
-        help="accepted key, e.g. mbn_live_x or mbn_live_x:voice:read (repeatable; "
-        "no scopes = voice:read,voice:call)",
+        help="accepted key, e.g. mbn_live_x or mbn_live_x:voice:read (repeatable; no scopes = "
+        f"voice:read,voice:call). Visible in ps: prefer the environment, {API_KEYS_ENV}="
+        '"KEY KEY2:voice:read"',
     )
     parser.add_argument(
         "--agent-number",
@@ -58,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
     try:
         check_loopback(args.host)
-        keys = dict(parse_key_spec(spec) for spec in args.api_key)
+        specs = [*key_specs_from_env(os.environ), *args.api_key]
+        keys = dict(parse_key_spec(spec) for spec in specs)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -10,10 +10,18 @@ SCOPE_READ = "voice:read"
 SCOPE_CALL = "voice:call"
 ALL_SCOPES: frozenset[str] = frozenset({SCOPE_READ, SCOPE_CALL})
 KEY_PREFIX = "mbn_live_"
+# Keys for `python -m ttma_sandbox`, whitespace-separated KEY[:SCOPES] specs: the environment
+# is readable by the owner only (/proc/<pid>/environ), a command line by everyone (ps).
+API_KEYS_ENV = "TTMA_SANDBOX_API_KEYS"
 
 
 def generate_api_key() -> str:
     return KEY_PREFIX + secrets.token_hex(20)
+
+
+def key_specs_from_env(environ: Mapping[str, str]) -> list[str]:
+    """The ``KEY[:SCOPES]`` specs in ``TTMA_SANDBOX_API_KEYS`` (whitespace-separated)."""
+    return environ.get(API_KEYS_ENV, "").split()
 
 
 def parse_key_spec(spec: str) -> tuple[str, frozenset[str]]:

@@ -7,7 +7,8 @@ stack/
 ├── provision.py  topic, subscriptions, bucket, the sandbox's webhook
 ├── health.py     waiting until each service answers
 ├── processes.py  process groups, the state file, stopping what we started
-└── follow.py     ``make dev``: the functions' logs in the foreground
+├── follow.py     ``make dev``: the functions' logs in the foreground
+└── output.py     messages that never fail (a closed pipe), the stop signals
 """
 
 from devstack.stack.command import (

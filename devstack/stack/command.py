@@ -1,6 +1,7 @@
 """The whole pipeline locally: emulators, vendor sandbox, every function, wired like Terraform.
 
     python -m devstack.stack dev     # foreground (make dev / make run); Ctrl-C stops everything
+                                     # (so do SIGTERM and SIGHUP: a closed terminal)
     python -m devstack.stack up      # background (make dev-up); returns once all is healthy
     python -m devstack.stack down    # (make dev-down) stops what up started, frees every port
     python -m devstack.stack status
@@ -16,10 +17,9 @@ import argparse
 import os
 import secrets
 import shlex
-import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from devstack.stack.config import (
     resolve_ports,
 )
 from devstack.stack.health import HealthCheck, wait_healthy
+from devstack.stack.output import StopSignals, say
 from devstack.stack.processes import (
     StackState,
     marked_processes,
@@ -154,8 +155,17 @@ def _refuse_busy_ports(config: StackConfig) -> None:
         )
 
 
-def up(config: StackConfig, *, started: float | None = None) -> StackUp:
-    """Start everything, provision it, wait until every part is healthy. Cleans up on failure."""
+def up(
+    config: StackConfig,
+    *,
+    started: float | None = None,
+    on_record: Callable[[StackState], None] | None = None,
+) -> StackUp:
+    """Start everything, provision it, wait until every part is healthy. Cleans up on failure.
+
+    ``on_record`` gets this stack's ``StackState`` before anything is started (once the
+    checks that refuse to start passed): what a caller must stop if the cleanup is cut short.
+    """
     started = time.monotonic() if started is None else started
     config.state_dir.mkdir(parents=True, exist_ok=True)
     _refuse_running(config.state_dir)
@@ -169,6 +179,8 @@ def up(config: StackConfig, *, started: float | None = None) -> StackUp:
     state.save()
     offsets = {s.name: _size(config.log_dir / f"{s.name}.log") for s in services}
     try:
+        if on_record is not None:
+            on_record(state)
         processes = {
             service.name: spawn(
                 state,
@@ -227,25 +239,27 @@ def down(state_dir: Path = DEFAULT_STATE_DIR, *, out: bool = True) -> int:
     """Stop every process ``up`` recorded (even half-way) and wait for its ports to be free.
 
     0 when everything is stopped and every port is free (or there was nothing to stop).
+    Everything is stopped before anything is written, and a write that fails (a reader that is
+    gone) is ignored.
     """
     state = StackState.load(state_dir)
     if state is None:
         if out:
-            print(f"no local stack recorded in {state_dir}; nothing to stop", file=sys.stderr)
+            say(f"no local stack recorded in {state_dir}; nothing to stop")
         return 0
     survivors = stop_groups(state.processes, stack_id=state.stack_id)
     busy = wait_ports_free(state.ports)
     (state_dir / ENDPOINTS_FILE).unlink(missing_ok=True)
     if survivors or busy:
         if survivors:
-            print(f"error: still running after SIGKILL: {', '.join(survivors)}", file=sys.stderr)
+            say(f"error: still running after SIGKILL: {', '.join(survivors)}")
         for name, port in busy.items():
-            print(f"error: port {port} ({name}) is still in use", file=sys.stderr)
+            say(f"error: port {port} ({name}) is still in use")
         return 1
     state.remove()
     if out:
-        print(f"local stack stopped ({len(state.processes)} processes); logs kept in "
-              f"{state_dir / 'logs'}", file=sys.stderr)  # fmt: skip
+        say(f"local stack stopped ({len(state.processes)} processes); logs kept in "
+            f"{state_dir / 'logs'}")  # fmt: skip
     return 0
 
 
@@ -284,10 +298,6 @@ def summary(result: StackUp) -> str:
         "      .venv/bin/ttma-relay --local calls",
     ]
     return "\n".join(lines)
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def build_config(args: argparse.Namespace) -> StackConfig:
@@ -361,12 +371,33 @@ def status(state_dir: Path) -> int:
     return 0 if state.status == "up" and running == len(state.processes) else 1
 
 
-def _print_quietly(text: str) -> None:
-    """Print, ignoring a reader that went away (``make dev-up | head -1``): the stack is up."""
+def _follow_then_stop(result: StackUp, stops: StopSignals) -> int:
+    """``make dev``: show the logs until Ctrl-C / SIGTERM / SIGHUP, a dead part or a reader
+    that is gone, then stop everything, first, whatever happened while following."""
+    code = 1
     try:
-        print(text, flush=True)
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        stops.raising = False  # from here a signal only asks the follower to stop
+        shown = say(summary(result), sys.stdout) and say(
+            "Following the functions' logs. Ctrl-C stops everything.\n", sys.stdout
+        )
+        from devstack.stack.follow import follow_until_interrupted
+
+        code = (
+            follow_until_interrupted(result.state, result.config.log_dir, stop=stops.requested)
+            if shown
+            else 0  # nobody reads the output any more (make dev | head -3): stop, as on Ctrl-C
+        )
+    finally:
+        stops.raising = False
+        stopped = time.monotonic()
+        down_code = down(result.config.state_dir, out=False)
+        say(
+            f"\nlocal stack stopped in {time.monotonic() - stopped:.1f} s "
+            f"({len(result.state.processes)} processes); logs kept in {result.config.log_dir}"
+            if down_code == 0
+            else "\nthe local stack did NOT stop cleanly (see above); try: make dev-down"
+        )
+    return code or down_code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -378,35 +409,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return down(state_dir)
     if args.action == "status":
         return status(state_dir)
-    # Ctrl-C, kill and (for make dev) a closed terminal stop everything started, even when
-    # SIGINT was inherited ignored (a background job of a non-interactive shell).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    if args.action == "dev":
-        signal.signal(signal.SIGHUP, _raise_interrupt)
+    # Ctrl-C, kill and a closed terminal stop everything started (see devstack.stack.output).
+    stops = StopSignals()
+    stops.install()
+    recorded: list[StackState] = []  # this stack's state, once up has one
     try:
         config = build_config(args)
-        result = up(config, started=started)
+        result = up(config, started=started, on_record=recorded.append)
+        if args.action == "dev":
+            return _follow_then_stop(result, stops)
+        stops.raising = False
+        # A reader that went away (make dev-up | head -1) changes nothing: the stack is up.
+        say(summary(result) + "\nStop it with: make dev-down", sys.stdout)
+        return 0
     except (StackConfigError, StackError, EmulatorError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        say(f"error: {error}")
         return 1
     except KeyboardInterrupt:
-        print("interrupted; everything started was stopped", file=sys.stderr)
+        # up stops what it started; this also covers a signal that cut that cleanup short or
+        # came just after up returned (down finds nothing when everything is stopped already).
+        stops.raising = False
+        if recorded and down(state_dir, out=False) != 0:
+            say("interrupted; the stack did NOT stop cleanly (see above); try: make dev-down")
+            return 1
+        say("interrupted; everything started was stopped")
         return 130
-    if args.action == "up":
-        _print_quietly(summary(result) + "\nStop it with: make dev-down")
-        return 0
-    print(summary(result), flush=True)
-    from devstack.stack.follow import follow_until_interrupted
-
-    print("Following the functions' logs. Ctrl-C stops everything.\n", flush=True)
-    try:
-        code = follow_until_interrupted(result.state, config.log_dir)
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip cleanup
-        print("\nstopping the local stack ...", file=sys.stderr, flush=True)
-        down_code = down(state_dir)
-    return code or down_code
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 The functions log one JSON object per line (never payloads, numbers or secrets); this shows
 time, function, outcome, call id and latency, and passes tracebacks through. A call's repeated
 "retry" lines (one per redelivery) are shown once per reason. It returns 1 as soon as a process
-of the stack exits on its own.
+of the stack exits on its own, 0 once asked to stop (Ctrl-C) or once its output is gone (a closed
+pipe or terminal): the caller then stops the stack.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 from devstack.stack.config import FUNCTIONS
+from devstack.stack.output import say, silence
 from devstack.stack.processes import StackState, still_ours
 
 POLL_SECONDS = 0.2
@@ -103,20 +106,32 @@ def _size(path: Path) -> int:
         return 0
 
 
-def follow_until_interrupted(state: StackState, log_dir: Path, out: IO[str] = sys.stdout) -> int:
-    """Print log lines until Ctrl-C (returns 0) or a process of the stack exits (returns 1)."""
+def follow_until_interrupted(
+    state: StackState,
+    log_dir: Path,
+    out: IO[str] = sys.stdout,
+    *,
+    stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """Print log lines until Ctrl-C or ``stop()`` (returns 0), until ``out`` is gone (a closed
+    pipe or terminal: returns 0, ``out`` is silenced) or until a process of the stack exits
+    (returns 1)."""
     follower = LogFollower(log_dir)
     polls = 0
     try:
-        while True:
-            follower.poll(out)
+        while not stop():
+            follower.poll(out)  # a write to a reader that is gone raises OSError
             polls += 1
             if polls % LIVENESS_EVERY == 0:
                 dead = [record for record in state.processes if not still_ours(record)]
                 if dead:
                     for record in dead:
-                        print(f"error: {record.name} exited; see {record.log}", file=sys.stderr)
+                        say(f"error: {record.name} exited; see {record.log}")
                     return 1
             time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:
         return 0
+    except OSError:  # BrokenPipeError (`| tee` died with the Ctrl-C), EIO (terminal closed)
+        silence(out)
+        return 0
+    return 0

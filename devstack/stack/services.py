@@ -13,6 +13,7 @@ from devstack.functions import function_command, function_env
 from devstack.stack.config import StackConfig
 from devstack.stack.health import FUNCTION_PROBE_METHOD
 from ttma_relay.settings import ENV_NAMES
+from ttma_sandbox.api_keys import API_KEYS_ENV
 
 EMULATOR_HOST_VARS = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
 DISPLAY_NAMES = {
@@ -42,7 +43,8 @@ WARMED_LOG_TEXT = '"outcome":"warmed"'
 
 @dataclass(frozen=True)
 class StackSecrets:
-    """Generated per ``up``; written only to the owner-only ``endpoints.env``."""
+    """Generated per ``up``; written only to the owner-only ``endpoints.env`` and given to the
+    processes that use them in their environments, never on a command line."""
 
     webhook_secret: str = field(repr=False)
     sandbox_api_key: str = field(repr=False)
@@ -63,7 +65,7 @@ def inherited_env(extra: Mapping[str, str]) -> dict[str, str]:
     A shell that sourced another stack's ``endpoints.env`` (or holds real credentials' names)
     must not leak into this stack's functions.
     """
-    dropped = set(ENV_NAMES) | set(EMULATOR_HOST_VARS)
+    dropped = {*ENV_NAMES, *EMULATOR_HOST_VARS, API_KEYS_ENV}
     base = {k: v for k, v in os.environ.items() if k not in dropped}
     return {**base, **extra, "PYTHONUNBUFFERED": "1"}
 
@@ -119,11 +121,12 @@ def emulator_services(config: StackConfig) -> list[Service]:
 
 
 def sandbox_service(config: StackConfig, secrets: StackSecrets) -> Service:
+    """The vendor sandbox. Its API key goes in its environment (owner-only), never on its
+    command line (``ps`` shows every process's to every user)."""
     command = [
         sys.executable, "-m", "ttma_sandbox",
         "--host", HOST,
         "--port", str(config.ports["sandbox"]),
-        "--api-key", secrets.sandbox_api_key,
         "--webhook-backoff-base", str(config.sandbox_backoff_base),
         "--webhook-recording-wait", str(config.sandbox_recording_wait_seconds),
         "--recording-bytes", str(config.recording_bytes),
@@ -131,7 +134,11 @@ def sandbox_service(config: StackConfig, secrets: StackSecrets) -> Service:
     for number in config.agent_numbers:
         command += ["--agent-number", number]
     return Service(
-        "sandbox", command, config.ports["sandbox"], config.url("sandbox") + "/_sandbox/health"
+        "sandbox",
+        command,
+        config.ports["sandbox"],
+        config.url("sandbox") + "/_sandbox/health",
+        env={API_KEYS_ENV: secrets.sandbox_api_key},
     )
 
 

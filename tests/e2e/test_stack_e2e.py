@@ -4,8 +4,10 @@ The sandbox sends real signed webhooks (a mixed batch covering every end reason,
 duplicate, concurrent copies that provoke in-flight 409s and sender retries, a late recording
 that is retried through Pub/Sub's redelivery); every call must end up in the bucket and the
 index as the contract says, with no dead letter and no 410 anywhere. A call whose webhook
-never went out is found by ``reconcile`` (served once ``main.py`` defines it). Then ``down``
-must leave no process and no listening port behind.
+never went out is found by ``reconcile`` (served once ``main.py`` defines it). No secret is on
+any of the stack's command lines. Then ``down`` must leave no process and no listening port
+behind. ``make dev`` in the foreground, its output piped to a reader that dies with the Ctrl-C
+(``| tee``), must stop everything on SIGINT and on SIGHUP (a closed terminal).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import stat
 import subprocess
 import time
@@ -20,13 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from devstack.emulators import port_is_free
 from devstack.stack.config import main_has_entry_point
 from devstack.stack.processes import StackState, group_members, marked_processes
 from tests.fixtures.stack import (
     TEST_STACK_OPTIONS,
+    UP_TIMEOUT_SECONDS,
     RunningStack,
+    read_until,
     stack_command,
     stack_environment,
     start_stack,
@@ -158,6 +164,7 @@ def test_stack_up_deliveries_archived_then_down_leaves_nothing(tmp_path) -> None
             lines = (stack.state_dir / "logs" / f"{function}.log").read_text().splitlines()
             warmed = [json.loads(line) for line in lines if '"outcome":"warmed"' in line]
             assert warmed and "failures" not in warmed[0], (function, warmed)
+        assert_no_secret_on_a_command_line(stack, state)
 
         webhook_calls = place_calls(stack)
         late_id = webhook_calls[-1]["id"]
@@ -215,6 +222,25 @@ def assert_the_health_probes_were_quiet(stack: RunningStack) -> None:
         assert json_lines(logs / "reconcile.log") == []  # a GET probe would have run it
 
 
+def assert_no_secret_on_a_command_line(stack: RunningStack, state: StackState) -> None:
+    """``ps`` shows every process's command line to every user: no secret may be on one."""
+    secrets = {name: stack.endpoints[name] for name in ("SANDBOX_API_KEY", "TTMA_WEBHOOK_SECRET")}
+    pids = {pid for record in state.processes for pid in group_members(record.pgid)}
+    pids |= set(marked_processes(state.stack_id))  # everything they started (the Java children)
+    command_lines = {}
+    for pid in pids:
+        try:
+            command_lines[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:  # gone meanwhile (a short-lived helper)
+            continue
+    sandbox = next(record for record in state.processes if record.name == "sandbox")
+    assert b"ttma_sandbox" in command_lines[sandbox.pid]  # what was read is a command line
+    assert {record.pid for record in state.processes} <= command_lines.keys()
+    for pid, line in command_lines.items():
+        for name, value in secrets.items():
+            assert value and value.encode() not in line, f"{name} is on the command line of {pid}"
+
+
 def assert_nothing_left(processes: list, ports: dict[str, int]) -> None:
     for record in processes:
         assert group_members(record.pgid) == [], f"{record.name} left running"
@@ -244,3 +270,37 @@ def test_down_cleans_up_after_an_up_killed_half_way(tmp_path) -> None:
     assert_nothing_left(state.processes, state.ports)
     assert marked_processes(state.stack_id) == []  # nor one started but not yet recorded
     assert not (state_dir / "stack.json").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP], ids=["SIGINT", "SIGHUP"])
+def test_dev_stops_everything_on_a_signal_with_its_output_gone(tmp_path, signum) -> None:
+    """``make dev 2>&1 | tee dev.log``, then Ctrl-C: tee dies with it, every write of the
+    shutdown fails (a broken pipe). SIGHUP: the terminal was closed. Nothing may be left."""
+    state_dir = tmp_path / "devstack"
+    read_end, write_end = os.pipe()
+    dev = subprocess.Popen(
+        stack_command("dev", state_dir, "--free-ports", *TEST_STACK_OPTIONS),
+        stdin=subprocess.DEVNULL, stdout=write_end, stderr=write_end,
+        start_new_session=True,  # its own process group: the terminal's foreground job
+    )  # fmt: skip
+    os.close(write_end)
+    try:
+        try:
+            shown = read_until(read_end, b"Following the functions' logs", UP_TIMEOUT_SECONDS)
+        finally:
+            os.close(read_end)  # the reader is gone: tee died with the Ctrl-C
+        assert b"healthy in" in shown
+        state = StackState.load(state_dir)
+        assert state is not None and state.status == "up"
+        assert all(group_members(record.pgid) for record in state.processes)
+        os.killpg(dev.pid, signum)
+        code = dev.wait(timeout=60)
+        assert_nothing_left(state.processes, state.ports)
+        assert marked_processes(state.stack_id) == []
+        assert code == 0
+        assert not (state_dir / "stack.json").exists()
+    finally:
+        if dev.poll() is None:
+            os.killpg(dev.pid, signal.SIGKILL)
+            dev.wait()
+        stop_stack(state_dir)  # whatever a failed shutdown left

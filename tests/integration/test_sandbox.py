@@ -34,6 +34,7 @@ from ttma_sandbox import (
     recording_chunks,
     recording_digest,
 )
+from ttma_sandbox.api_keys import API_KEYS_ENV
 from ttma_sandbox.mp3 import CHUNK_BYTES
 from ttma_sandbox.webhook_receiver import WebhookReceiver
 
@@ -561,17 +562,21 @@ def test_control_api_drives_a_sandbox_from_outside(
 
 
 def test_cli_serves_until_sigterm() -> None:
+    """Keys from the environment (what the local stack does: never on a command line) and from
+    ``--api-key``, with and without scopes."""
     key = f"mbn_live_{random.getrandbits(128):032x}"
     reader = f"mbn_live_{random.getrandbits(128):032x}"
+    caller = f"mbn_live_{random.getrandbits(128):032x}"
     command = [sys.executable, "-m", "ttma_sandbox", "--port", "0", "--seed-calls", "5"]
-    command += ["--api-key", key, "--api-key", f"{reader}:voice:read"]
+    command += ["--api-key", f"{caller}:voice:call"]
+    keys = f"{key} {reader}:voice:read"  # TTMA_SANDBOX_API_KEYS: whitespace-separated specs
     with subprocess.Popen(
         command,
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", API_KEYS_ENV: keys},
     ) as process:
         try:
             assert process.stdout is not None and process.stderr is not None
@@ -592,10 +597,16 @@ def test_cli_serves_until_sigterm() -> None:
                     "/v1/voice/webhooks", json=body, headers={"Authorization": f"Bearer {reader}"}
                 )
                 assert refused.status_code == 403
+                read = client.get("/v1/voice/calls", headers={"Authorization": f"Bearer {reader}"})
+                assert read.status_code == 200
+                not_read = client.get(
+                    "/v1/voice/calls", headers={"Authorization": f"Bearer {caller}"}
+                )
+                assert not_read.status_code == 403  # --api-key KEY:voice:call still works
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=10) == 0
             output = process.stdout.read() + process.stderr.read()
-            assert key not in output and reader not in output
+            assert key not in output and reader not in output and caller not in output
         finally:
             if process.poll() is None:
                 process.kill()

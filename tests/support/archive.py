@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ from ttma_relay.contract.call_event import PUBSUB_EVENT_TYPE
 from ttma_relay.contract.call_keys import object_prefix
 from ttma_relay.contract.messages import message_attributes
 from ttma_relay.contract.timestamps import iso_millis
+from ttma_sandbox.api_keys import API_KEYS_ENV
 
 ROOT = REPO_ROOT
 TOPIC_SOURCE = "//pubsub.googleapis.com/projects/ttma-relay-test/topics/ttma-call-events"
@@ -133,8 +135,9 @@ class SandboxProcess:
 def sandbox_process() -> Iterator[SandboxProcess]:
     api_key = "mbn_live_" + uuid.uuid4().hex + uuid.uuid4().hex
     process = subprocess.Popen(
-        [sys.executable, "-m", "ttma_sandbox", "--port", "0", "--api-key", api_key],
+        [sys.executable, "-m", "ttma_sandbox", "--port", "0"],
         cwd=ROOT,
+        env={**os.environ, API_KEYS_ENV: api_key},  # not on the command line (ps shows those)
         stdout=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         start_new_session=True,

@@ -160,7 +160,7 @@ def test_the_archive_doc_lists_the_outcomes_and_the_poison_reasons_the_code_has(
     rows = re.findall(r"^\| ((?:`\w+`(?:, )?)+)", section, re.MULTILINE)
     assert set().union(*(ticked(row) for row in rows)) == ARCHIVE_OUTCOMES
     reasons = section[section.index("Poison reasons:") :].split(".\n", 1)[0]
-    source = (ROOT / "ttma_relay" / "pubsub_event.py").read_text()
+    source = (ROOT / "ttma_relay" / "contract" / "call_event.py").read_text()
     raised = set(re.findall(r'PoisonMessage\(\s*"(\w+)"', source))
     assert set(REASON.findall(reasons)) == raised
     assert IgnoredEvent.reason not in raised  # an unhandled event type is not poison

@@ -265,14 +265,6 @@ def poison_events() -> dict[str, tuple[Any, str]]:
         "not JSON": (cloud_event(push_body(b"\xff\xfe not json")), "bad_json"),
         "not an object": (cloud_event(push_body(b"[1, 2, 3]")), "not_an_object"),
         "empty data": (cloud_event(push_body(b"")), "no_data"),
-        "other event": (
-            cloud_event(push_body(encode({**delivery(), "event": "call.started"}))),
-            "unhandled_event",
-        ),
-        "no event": (
-            cloud_event(push_body(encode(without(delivery(), "event")))),
-            "unhandled_event",
-        ),
         "no call": (cloud_event(push_body(encode({**delivery(), "data": None}))), "no_call"),
         "no call id": (
             cloud_event(push_body(encode({**delivery(), "data": {"direction": "inbound"}}))),
@@ -294,6 +286,23 @@ def poison_events() -> dict[str, tuple[Any, str]]:
     }
 
 
+@pytest.mark.parametrize(
+    "envelope",
+    [{**delivery(), "event": "call.started"}, without(delivery(), "event")],
+    ids=["other event", "no event"],
+)
+def test_another_event_type_is_ignored_at_info_and_touches_nothing(
+    archive_deps, journal, log_lines, envelope
+):
+    assert archive_transcript.handle(cloud_event(push_body(encode(envelope))), archive_deps) == (
+        "ignored"
+    )
+    assert journal == []
+    [line] = log_lines()
+    assert (line["outcome"], line["reason"], line["severity"]) == (
+        "ignored", "unhandled_event", "INFO")  # fmt: skip
+
+
 @pytest.mark.parametrize("case", sorted(poison_events()))
 def test_a_poison_message_is_acked_with_its_reason_and_touches_nothing(
     archive_deps, journal, log_lines, case
@@ -303,4 +312,4 @@ def test_a_poison_message_is_acked_with_its_reason_and_touches_nothing(
     assert journal == []
     [line] = log_lines()
     assert (line["outcome"], line["reason"]) == ("poison", reason)
-    assert line["severity"] == ("INFO" if reason == "unhandled_event" else "WARNING")
+    assert line["severity"] == "WARNING"
