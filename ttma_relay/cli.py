@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import httpx
@@ -21,6 +22,8 @@ from ttma_relay.cli_calls import call_command, calls_command
 from ttma_relay.cli_common import (
     EXIT_REFUSED,
     EXIT_UNREACHABLE,
+    credentials_problem,
+    fail,
     load_env_file,
     local_env_file,
 )
@@ -33,7 +36,21 @@ from ttma_relay.sample_delivery import sample_delivery
 __all__ = ["EXIT_REFUSED", "EXIT_UNREACHABLE", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class RelayGroup(click.Group):
+    """The command group; a Google credentials error from any command (a client built outside
+    ``google_errors`` included) ends as one sentence and exit 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            message = credentials_problem(error)
+            if message is None:
+                raise
+            fail(message, EXIT_UNREACHABLE)
+
+
+@click.group(cls=RelayGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ttma-relay")
 @click.option(
     "--local",

@@ -32,6 +32,7 @@ from ttma_relay.cli_common import (
     google_errors,
     progress,
     project_option,
+    require_google_credentials,
     warn,
 )
 from ttma_relay.ended_reasons import KNOWN_ENDED_REASONS
@@ -91,6 +92,7 @@ def jsonable(value: Any) -> Any:
 
 def _firestore(project: str, database: str) -> Any:
     check_emulator("FIRESTORE_EMULATOR_HOST", "Firestore")
+    require_google_credentials("FIRESTORE_EMULATOR_HOST")
     from google.cloud import firestore
 
     return firestore.Client(project=project, database=database)

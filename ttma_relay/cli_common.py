@@ -21,6 +21,7 @@ EXIT_OK = 0
 EXIT_REFUSED = 1  # the endpoint / API / index answered, but "no" (refused, not found)
 EXIT_UNREACHABLE = 2  # could not reach it (and click's usage errors)
 LOCAL_ENV_FILE = Path(".devstack") / "endpoints.env"
+EMULATOR_HOSTS = "FIRESTORE_EMULATOR_HOST / PUBSUB_EMULATOR_HOST / STORAGE_EMULATOR_HOST"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -110,6 +111,81 @@ def check_emulator(variable: str, what: str) -> None:
         )
 
 
+def no_credentials_message() -> str:
+    """One sentence: no usable Google credentials, and the two ways out."""
+    key_file = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if key_file:
+        problem = (
+            f"no usable Google credentials: GOOGLE_APPLICATION_CREDENTIALS ({key_file}) is"
+            " missing or not a valid credentials file; fix or unset it and run"
+        )
+    else:
+        problem = "no Google credentials found: run"
+    return (
+        f"{problem} `gcloud auth application-default login`, or use the local stack's emulators"
+        f" (--local, or set {EMULATOR_HOSTS})"
+    )
+
+
+def credentials_problem(error: BaseException) -> str | None:
+    """The sentence for a Google credentials error, or None when ``error`` is not one."""
+    auth_exc = sys.modules.get("google.auth.exceptions")  # imported by whatever raised it
+    if auth_exc is None:
+        return None
+    if isinstance(error, auth_exc.DefaultCredentialsError):
+        return no_credentials_message()
+    if isinstance(error, auth_exc.RefreshError):
+        return refused_credentials_message()
+    return None
+
+
+def refused_credentials_message() -> str:
+    where = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    which = f"in GOOGLE_APPLICATION_CREDENTIALS ({where})" if where else "found"
+    return (
+        f"the Google credentials {which} were refused (expired, revoked or invalid): run"
+        f" `gcloud auth application-default login` again, or use the local stack's emulators"
+        f" (--local, or set {EMULATOR_HOSTS})"
+    )
+
+
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+TOKEN_TIMEOUT_SECONDS = 10.0
+
+
+def require_google_credentials(*emulator_vars: str) -> None:
+    """Unless each of ``emulator_vars`` is set (the emulators need no credentials), find the
+    application-default credentials and fetch a token once: missing, invalid or refused
+    credentials end here in one sentence and exit 2, not in a traceback or in a client that
+    retries for minutes. (The clients fetch their own token after this.)"""
+    if all(os.environ.get(name) for name in emulator_vars):
+        return
+    import google.auth
+    from google.auth import exceptions as auth_exc
+    from google.auth.transport.requests import Request
+
+    try:
+        credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+    except auth_exc.DefaultCredentialsError:
+        fail(no_credentials_message(), EXIT_UNREACHABLE)
+    request = Request()
+
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("timeout", TOKEN_TIMEOUT_SECONDS)
+        return request(*args, **kwargs)
+
+    try:
+        credentials.refresh(bounded)
+    except auth_exc.TransportError as error:
+        fail(
+            f"could not reach Google to check the credentials ({type(error).__name__}): is the"
+            f" network down? For the local stack use its emulators (--local, or {EMULATOR_HOSTS})",
+            EXIT_UNREACHABLE,
+        )
+    except auth_exc.GoogleAuthError as error:
+        fail(credentials_problem(error) or refused_credentials_message(), EXIT_UNREACHABLE)
+
+
 @contextlib.contextmanager
 def google_errors(what: str) -> Iterator[None]:
     """Translate Google client errors into a message and an exit code."""
@@ -118,12 +194,8 @@ def google_errors(what: str) -> Iterator[None]:
 
     try:
         yield
-    except auth_exc.DefaultCredentialsError:
-        fail(
-            f"{what}: no Google credentials (gcloud auth application-default login), "
-            "or use the local stack (--local)",
-            EXIT_UNREACHABLE,
-        )
+    except (auth_exc.DefaultCredentialsError, auth_exc.RefreshError) as error:
+        fail(f"{what}: {credentials_problem(error)}", EXIT_UNREACHABLE)
     except (gexc.NotFound, gexc.PermissionDenied, gexc.Unauthenticated) as error:
         fail(f"{what}: {type(error).__name__}: {error.message}", EXIT_REFUSED)
     except (gexc.GoogleAPIError, auth_exc.GoogleAuthError) as error:

@@ -22,6 +22,7 @@ from ttma_relay.cli_common import (
     EXIT_UNREACHABLE,
     database_option,
     fail,
+    no_credentials_message,
     project_option,
 )
 from ttma_relay.cli_doctor_checks import CHECKS, Check, Target, run_check
@@ -129,8 +130,7 @@ def doctor_command(
     if not webhook_secret:
         raise click.BadParameter("no secret in the value", param_hint="--secret")
     if _no_google_credentials():
-        fail("no Google credentials (gcloud auth application-default login), "
-             "or use the local stack (--local)", EXIT_UNREACHABLE)  # fmt: skip
+        fail(no_credentials_message(), EXIT_UNREACHABLE)
     dead_letter_topic = dead_letter_topic or f"{topic}-dead-letter"
     root = click.get_current_context().find_root()
     target = Target(

@@ -1,0 +1,242 @@
+"""How ``ttma-relay`` fails: one sentence with the fix, the documented exit code, no traceback.
+
+None of these tests needs the emulators or the local stack: Google credentials are made absent,
+invalid or refused (a token endpoint on 127.0.0.1), HTTP servers are tiny ones on 127.0.0.1, and
+``--local`` reads state directories made in tmp_path.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from devstack.emulators import free_port
+from ttma_relay.cli import main
+
+CONSOLE_SCRIPT = Path(sys.executable).with_name("ttma-relay")
+SECRET = "s3cr3t-" + "x" * 30
+NAMES_LOCAL_SETS = ("INGEST_URL", "TTMA_WEBHOOK_SECRET")
+
+
+# --------------------------------------------------------------------------------- helpers
+
+
+class Recorder(http.server.ThreadingHTTPServer):
+    """An HTTP server on 127.0.0.1 that answers every POST/PUT 200 and records it."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _RecordingHandler)
+        self.requests: list[dict[str, Any]] = []
+        self.answer: tuple[int, dict[str, Any]] = (200, {"status": "accepted"})
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/"
+
+
+class _RecordingHandler(http.server.BaseHTTPRequestHandler):
+    server: Recorder
+
+    def _answer(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.requests.append(
+            {"path": self.path, "headers": dict(self.headers), "body": body}
+        )
+        status, document = self.server.answer
+        data = json.dumps(document).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_POST = do_PUT = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def serving(server: http.server.HTTPServer) -> Iterator[Any]:
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    yield from serving(Recorder())
+
+
+def no_google_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """An environment in which google.auth finds no credentials and no metadata server."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    env = {name: os.environ[name] for name in ("PATH", "LANG", "LC_ALL") if name in os.environ}
+    env.update(
+        HOME=str(home),
+        CLOUDSDK_CONFIG=str(home / "gcloud"),
+        NO_GCE_CHECK="True",
+        GCE_METADATA_HOST="127.0.0.1:1",
+        GCE_METADATA_IP="127.0.0.1:1",
+    )
+    env.update(extra)
+    return env
+
+
+def run_script(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(CONSOLE_SCRIPT), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def run(*args: str, env: dict[str, str | None] | None = None) -> Any:
+    """In-process; the names ``--local`` puts into os.environ are restored afterwards."""
+    base: dict[str, str | None] = dict.fromkeys((*NAMES_LOCAL_SETS, "TTMA_DEV_STATE_DIR"))
+    return CliRunner().invoke(main, list(args), env={**base, **(env or {})}, catch_exceptions=False)
+
+
+def one_error_line(stderr: str) -> str:
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+# ---------------------------------------------------------------------- Google credentials
+
+GOOGLE_COMMANDS = {
+    "calls": ("calls", "--project", "p"),
+    "call": ("call", "v3:x", "--project", "p"),
+    "tail": ("tail", "--project", "p", "--timeout", "1"),
+    "replay": ("replay", "--project", "p", "--dry-run"),
+    "backfill": ("backfill", "--project", "p", "--after", "1d", "--api-key", "k"),
+    "doctor": (
+        "doctor",
+        "--project",
+        "p",
+        "--url",
+        "http://127.0.0.1:1/",
+        "--secret",
+        SECRET,
+        "--api-key",
+        "k",
+        "--bucket",
+        "b",
+    ),
+}
+
+
+@pytest.mark.parametrize("command", GOOGLE_COMMANDS)
+def test_no_google_credentials_is_one_sentence_and_exit_2(tmp_path: Path, command: str) -> None:
+    result = run_script(no_google_env(tmp_path), *GOOGLE_COMMANDS[command])
+    assert result.returncode == 2, result.stderr
+    line = one_error_line(result.stderr)
+    assert "no Google credentials found" in line
+    assert "`gcloud auth application-default login`" in line
+    assert "--local" in line and "FIRESTORE_EMULATOR_HOST" in line
+    assert result.stdout == ""
+    assert SECRET not in result.stderr
+
+
+@pytest.mark.parametrize("content", [None, "{}", "not json"])
+def test_an_unusable_credentials_file_is_named(tmp_path: Path, content: str | None) -> None:
+    key_file = tmp_path / "key.json"
+    if content is not None:
+        key_file.write_text(content)
+    env = no_google_env(tmp_path, GOOGLE_APPLICATION_CREDENTIALS=str(key_file))
+    result = run_script(env, "calls", "--project", "p")
+    assert result.returncode == 2, result.stderr
+    line = one_error_line(result.stderr)
+    assert f"GOOGLE_APPLICATION_CREDENTIALS ({key_file}) is missing or not a valid" in line
+    assert "`gcloud auth application-default login`" in line
+
+
+class _RefusingTokenHandler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        data = json.dumps({"error": "invalid_grant", "error_description": "revoked"}).encode()
+        self.send_response(400)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def refusing_token_endpoint() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RefusingTokenHandler)
+    for _ in serving(server):
+        yield f"http://127.0.0.1:{server.server_address[1]}/token"
+
+
+def service_account_key(path: Path, token_uri: str) -> str:
+    """A syntactically valid service-account key whose token endpoint is ``token_uri``."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    path.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "p",
+                "private_key_id": "k1",
+                "private_key": pem,
+                "client_email": "relay@p.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": token_uri,
+            }
+        )
+    )
+    return pem
+
+
+@pytest.mark.parametrize("command", ["calls", "tail", "replay", "backfill"])
+def test_refused_credentials_exit_2_at_once_not_after_retries(
+    tmp_path: Path, refusing_token_endpoint: str, command: str
+) -> None:
+    key_file = tmp_path / "key.json"
+    pem = service_account_key(key_file, refusing_token_endpoint)
+    env = no_google_env(tmp_path, GOOGLE_APPLICATION_CREDENTIALS=str(key_file))
+    result = run_script(env, *GOOGLE_COMMANDS[command])  # before: retried past the timeout
+    assert result.returncode == 2, result.stderr
+    line = one_error_line(result.stderr)
+    assert "were refused (expired, revoked or invalid)" in line
+    assert "`gcloud auth application-default login`" in line
+    assert "PRIVATE KEY" not in result.stderr and pem.splitlines()[1] not in result.stderr
+
+
+def test_an_unreachable_token_endpoint_is_unreachable(tmp_path: Path) -> None:
+    key_file = tmp_path / "key.json"
+    service_account_key(key_file, f"http://127.0.0.1:{free_port()}/token")
+    env = no_google_env(tmp_path, GOOGLE_APPLICATION_CREDENTIALS=str(key_file))
+    result = run_script(env, "calls", "--project", "p")
+    assert result.returncode == 2, result.stderr
+    assert "could not reach Google to check the credentials" in one_error_line(result.stderr)
