@@ -240,3 +240,53 @@ def test_an_unreachable_token_endpoint_is_unreachable(tmp_path: Path) -> None:
     result = run_script(env, "calls", "--project", "p")
     assert result.returncode == 2, result.stderr
     assert "could not reach Google to check the credentials" in one_error_line(result.stderr)
+
+
+# ----------------------------------------------------------------------------- send --payload
+
+
+@pytest.mark.parametrize(
+    ("payload", "kind"),
+    [
+        (b"[1]", "an array"),
+        (b"null", "null"),
+        (b'"x"', "a string"),
+        (b"3", "a number"),
+        (b"true", "a boolean"),
+    ],
+)
+def test_a_payload_that_is_not_an_object_is_a_usage_error(
+    tmp_path: Path, recorder: Recorder, payload: bytes, kind: str
+) -> None:
+    payload_file = tmp_path / "payload.json"
+    payload_file.write_bytes(payload)
+    result = run("send", recorder.url, "--payload", str(payload_file), "--secret", SECRET)
+    assert result.exit_code == 2
+    assert f"the payload must be a JSON object ({{...}}), not {kind}" in result.output
+    assert recorder.requests == []
+
+
+def test_a_payload_that_is_not_utf8_is_a_usage_error(tmp_path: Path, recorder: Recorder) -> None:
+    payload_file = tmp_path / "payload.json"
+    payload_file.write_bytes(b'{"a": "\xff"}')
+    result = run("send", recorder.url, "--payload", str(payload_file), "--secret", SECRET)
+    assert result.exit_code == 2
+    assert "Invalid value for --payload: not JSON" in result.output
+    assert recorder.requests == []
+
+
+# ---------------------------------------------------------------------------- send's URL
+
+
+def test_send_usage_shows_the_url_as_optional() -> None:
+    result = run("send", "--help")
+    assert result.exit_code == 0
+    usage = result.output.splitlines()[0]
+    assert usage.endswith("send [OPTIONS] [URL]"), usage
+    assert "--local" in result.output
+
+
+def test_send_without_a_url_says_where_one_comes_from() -> None:
+    result = run("send", "--secret", SECRET)
+    assert result.exit_code == 2
+    assert "no URL: give it as an argument, set INGEST_URL, or use --local" in result.output

@@ -76,7 +76,7 @@ def main(local: bool, env_file: Path | None) -> None:
 
 
 @main.command(short_help="Sign a delivery like TTMA does and POST it (smoke test).")
-@click.argument("url", envvar="INGEST_URL")
+@click.argument("url", envvar="INGEST_URL", required=False)
 @click.option(
     "--payload",
     "payload_file",
@@ -94,23 +94,31 @@ def main(local: bool, env_file: Path | None) -> None:
 @click.option("--timestamp", type=int, default=None, help="Unix time to sign with (default now).")
 @click.option("--timeout", type=float, default=30.0, show_default=True)
 def send(
-    url: str,
+    url: str | None,
     payload_file: Path | None,
     secret: str,
     tamper: bool,
     timestamp: int | None,
     timeout: float,
 ) -> None:
-    """Sign a delivery exactly like the vendor does and POST it to URL (default $INGEST_URL).
+    """Sign a delivery exactly like the vendor does and POST it to URL (default $INGEST_URL,
+    which --local sets to the local stack's ingest).
 
     Prints the status and body. Exit code 0 on 2xx, 1 on any other answer, 2 if unreachable.
     """
+    if not url:
+        raise click.UsageError("no URL: give it as an argument, set INGEST_URL, or use --local")
     if payload_file is not None:
         body = payload_file.read_bytes()
         try:
             envelope = json.loads(body)
-        except json.JSONDecodeError as error:
+        except (ValueError, RecursionError) as error:
             raise click.BadParameter(f"not JSON: {error}", param_hint="--payload") from None
+        if not isinstance(envelope, dict):
+            raise click.BadParameter(
+                f"the payload must be a JSON object ({{...}}), not {_json_kind(envelope)}",
+                param_hint="--payload",
+            )
     else:
         envelope = sample_delivery()
         body = json.dumps(envelope, separators=(",", ":")).encode()
@@ -132,6 +140,15 @@ def send(
     click.echo(response.text)
     if not response.is_success:
         sys.exit(EXIT_REFUSED)
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    kinds = {list: "an array", str: "a string", int: "a number", float: "a number"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 main.add_command(configure_webhook)
