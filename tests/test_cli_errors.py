@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from devstack.emulators import free_port
+from ttma_relay import cli_common
 from ttma_relay.cli import main
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("ttma-relay")
@@ -290,3 +291,82 @@ def test_send_without_a_url_says_where_one_comes_from() -> None:
     result = run("send", "--secret", SECRET)
     assert result.exit_code == 2
     assert "no URL: give it as an argument, set INGEST_URL, or use --local" in result.output
+
+
+# ---------------------------------------------------------------------------------- --local
+
+
+def write_stack(state_dir: Path, recorder: Recorder) -> None:
+    state_dir.mkdir(parents=True)
+    (state_dir / "endpoints.env").write_text(
+        f"export INGEST_URL={recorder.url}\nexport TTMA_WEBHOOK_SECRET={SECRET}\n"
+    )
+
+
+@pytest.fixture
+def nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The code's own checkout without a stack, so that only the test's directories count."""
+    checkout = (tmp_path / "checkout-without-stack").resolve()
+    checkout.mkdir()
+    monkeypatch.setattr(cli_common, "CODE_CHECKOUT", checkout)
+    return checkout
+
+
+def test_local_finds_the_stack_from_a_subdirectory(
+    tmp_path: Path, recorder: Recorder, nowhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_stack(tmp_path / "repo" / ".devstack", recorder)
+    deeper = tmp_path / "repo" / "docs" / "deeper"
+    deeper.mkdir(parents=True)
+    monkeypatch.chdir(deeper)
+    result = run("--local", "send")
+    assert result.exit_code == 0, result.output
+    [request] = recorder.requests
+    assert request["headers"]["X-TTMA-Signature"].startswith("t=")
+
+
+def test_local_finds_the_stack_of_the_checkout_from_anywhere(
+    tmp_path: Path, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkout = tmp_path / "checkout"
+    write_stack(checkout / ".devstack", recorder)
+    monkeypatch.setattr(cli_common, "CODE_CHECKOUT", checkout)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = run("--local", "send")
+    assert result.exit_code == 0, result.output
+    assert len(recorder.requests) == 1
+
+
+def test_local_without_a_stack_says_where_it_looked(
+    tmp_path: Path, nowhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here = (tmp_path / "empty").resolve()
+    here.mkdir()
+    monkeypatch.chdir(here)
+    result = run("--local", "send")
+    assert result.exit_code == 2
+    line = one_error_line(result.output)
+    assert f"no .devstack/endpoints.env in {here} or any directory above it" in line
+    assert f"nor in {nowhere} (the checkout ttma-relay runs from)" in line
+    assert "make dev-up" in line and "TTMA_DEV_STATE_DIR" in line
+
+
+def test_local_with_a_state_dir_variable_names_it(
+    tmp_path: Path, recorder: Recorder, nowhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_stack(tmp_path / "found-by-search" / ".devstack", recorder)
+    monkeypatch.chdir(tmp_path / "found-by-search")
+    missing = tmp_path / "no-stack-here"
+    result = run("--local", "send", env={"TTMA_DEV_STATE_DIR": str(missing)})
+    assert result.exit_code == 2
+    line = one_error_line(result.output)
+    assert f"{missing / 'endpoints.env'} (from TTMA_DEV_STATE_DIR)" in line
+    assert recorder.requests == []  # the variable wins over the search
+
+
+def test_the_checkout_state_dir_is_where_the_stack_writes() -> None:
+    from devstack.stack_config import DEFAULT_STATE_DIR
+
+    assert cli_common.CODE_CHECKOUT / cli_common.STATE_DIR_NAME == DEFAULT_STATE_DIR

@@ -55,7 +55,8 @@ class RelayGroup(click.Group):
 @click.option(
     "--local",
     is_flag=True,
-    help="Use the local stack (make dev / make dev-up): read .devstack/endpoints.env.",
+    help="Use the local stack (make dev / make dev-up): read its .devstack/endpoints.env"
+    " (searched from here upwards, then in ttma-relay's checkout; or $TTMA_DEV_STATE_DIR).",
 )
 @click.option(
     "--env-file",

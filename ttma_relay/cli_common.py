@@ -20,7 +20,12 @@ import click
 EXIT_OK = 0
 EXIT_REFUSED = 1  # the endpoint / API / index answered, but "no" (refused, not found)
 EXIT_UNREACHABLE = 2  # could not reach it (and click's usage errors)
-LOCAL_ENV_FILE = Path(".devstack") / "endpoints.env"
+STATE_DIR_NAME = ".devstack"
+ENDPOINTS_FILE = "endpoints.env"
+LOCAL_ENV_FILE = Path(STATE_DIR_NAME) / ENDPOINTS_FILE
+# The checkout this package is imported from: `make dev-up` writes its state there
+# (devstack.stack_config.DEFAULT_STATE_DIR is CODE_CHECKOUT / ".devstack").
+CODE_CHECKOUT = Path(__file__).resolve().parent.parent
 EMULATOR_HOSTS = "FIRESTORE_EMULATOR_HOST / PUBSUB_EMULATOR_HOST / STORAGE_EMULATOR_HOST"
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,9 +40,41 @@ def warn(message: str) -> None:
     click.echo(f"warning: {message}", err=True)
 
 
-def local_env_file() -> Path:
+def local_env_candidates(cwd: Path | None = None) -> list[Path]:
+    """Where ``--local`` looks for the stack's ``endpoints.env``, in order: only
+    ``$TTMA_DEV_STATE_DIR`` when it is set; else ``.devstack`` in the current directory and each
+    one above it, then in the checkout this code runs from (where ``make dev-up`` writes it)."""
     state_dir = os.environ.get("TTMA_DEV_STATE_DIR")
-    return Path(state_dir) / "endpoints.env" if state_dir else LOCAL_ENV_FILE
+    if state_dir:
+        return [Path(state_dir) / ENDPOINTS_FILE]
+    here = (cwd or Path.cwd()).resolve()
+    candidates: list[Path] = []
+    for directory in (here, *here.parents, CODE_CHECKOUT):
+        candidate = directory / STATE_DIR_NAME / ENDPOINTS_FILE
+        if candidate not in candidates:
+            candidates.append(candidate)
+    return candidates
+
+
+def local_env_file(cwd: Path | None = None) -> Path:
+    """The running local stack's ``endpoints.env``; exit 2 saying where it looked if none."""
+    candidates = local_env_candidates(cwd)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    if os.environ.get("TTMA_DEV_STATE_DIR"):
+        where = f"{candidates[0]} (from TTMA_DEV_STATE_DIR)"
+    else:
+        here = (cwd or Path.cwd()).resolve()
+        where = (
+            f"{LOCAL_ENV_FILE} in {here} or any directory above it, nor in {CODE_CHECKOUT}"
+            " (the checkout ttma-relay runs from)"
+        )
+    fail(
+        f"--local: no running local stack found (no {where}); start one with make dev-up,"
+        " or set TTMA_DEV_STATE_DIR to its state directory",
+        EXIT_UNREACHABLE,
+    )
 
 
 def load_env_file(path: Path) -> dict[str, str]:
