@@ -370,3 +370,80 @@ def test_the_checkout_state_dir_is_where_the_stack_writes() -> None:
     from devstack.stack_config import DEFAULT_STATE_DIR
 
     assert cli_common.CODE_CHECKOUT / cli_common.STATE_DIR_NAME == DEFAULT_STATE_DIR
+
+
+# ------------------------------------------------------------------------ configure-webhook
+
+
+def configure(recorder: Recorder, *options: str) -> Any:
+    return run(
+        "configure-webhook",
+        "--api-key",
+        "admin-key-123",
+        "--secret",
+        SECRET,
+        "--base-url",
+        recorder.url,
+        *options,
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "rule"),
+    [
+        ("http://127.0.0.1:8080/", "must use HTTPS"),
+        ("http://localhost:8080/", "must use HTTPS"),
+        ("https://localhost/", "must not point to localhost"),
+        ("https://127.0.0.1/", "must not point to a private, loopback"),
+    ],
+)
+def test_a_refused_local_url_mentions_allow_insecure_local(
+    recorder: Recorder, url: str, rule: str
+) -> None:
+    result = configure(recorder, "--from", "+16475550100", "--url", url)
+    assert result.exit_code == 1
+    line = one_error_line(result.output)
+    assert f"--url (INGEST_URL) {rule}" in line
+    assert "--allow-insecure-local lifts the URL rules" in line
+    assert "(http://127.0.0.1 or http://localhost) only" in line
+    assert SECRET not in result.output and "admin-key-123" not in result.output
+    assert recorder.requests == []
+
+
+def test_a_url_the_flag_cannot_fix_does_not_suggest_it(recorder: Recorder) -> None:
+    result = configure(recorder, "--from", "+16475550100", "--url", "ftp://example.com/")
+    assert result.exit_code == 1
+    line = one_error_line(result.output)
+    assert "--url (INGEST_URL) must be an absolute https:// URL" in line
+    assert "--allow-insecure-local" not in line
+    assert recorder.requests == []
+
+
+@pytest.mark.parametrize("number", ["16475550100", "+1 647 555 0100", "+0123"])
+def test_a_bad_from_number_names_the_from_option(recorder: Recorder, number: str) -> None:
+    result = configure(recorder, "--from", number, "--url", "https://example.com/ingest")
+    assert result.exit_code == 1
+    line = one_error_line(result.output)
+    assert "--from (TTMA_AGENT_NUMBER) must be an E.164 phone number such as +16475550100" in line
+    assert "from_number" not in result.output
+    assert recorder.requests == []
+
+
+def test_a_short_secret_names_the_secret_option_and_hides_it(recorder: Recorder) -> None:
+    result = run(
+        "configure-webhook",
+        "--api-key",
+        "k",
+        "--secret",
+        "short-secret-value",
+        "--base-url",
+        recorder.url,
+        "--from",
+        "+16475550100",
+        "--url",
+        "https://example.com/ingest",
+    )
+    assert result.exit_code == 1
+    assert "--secret (TTMA_WEBHOOK_SECRET) must be at least 32 characters" in result.output
+    assert "short-secret-value" not in result.output
+    assert recorder.requests == []
