@@ -7,9 +7,11 @@ invalid or refused (a token endpoint on 127.0.0.1), HTTP servers are tiny ones o
 
 from __future__ import annotations
 
+import datetime
 import http.server
 import json
 import os
+import ssl
 import subprocess
 import sys
 import threading
@@ -446,4 +448,128 @@ def test_a_short_secret_names_the_secret_option_and_hides_it(recorder: Recorder)
     assert result.exit_code == 1
     assert "--secret (TTMA_WEBHOOK_SECRET) must be at least 32 characters" in result.output
     assert "short-secret-value" not in result.output
+    assert recorder.requests == []
+
+
+# ----------------------------------------------------------------- TLS and plain HTTP mixed up
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[str]:
+    """An HTTPS server on 127.0.0.1 (a self-signed certificate made here)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server = Recorder()
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    for _ in serving(server):
+        yield f"127.0.0.1:{server.server_address[1]}"
+
+
+def test_https_to_a_plain_http_server_names_the_likely_cause(recorder: Recorder) -> None:
+    url = recorder.url.replace("http://", "https://") + "?token=query-secret-42"
+    result = run("send", url, "--secret", SECRET)
+    assert result.exit_code == 2
+    line = one_error_line(result.output)
+    assert f"could not reach {url.split('?')[0]}: the TLS handshake failed with SSL error" in line
+    assert "; the server likely speaks plain HTTP: use an http:// URL" in line
+    for private in ("query-secret-42", SECRET, "v1=", "deliveryId", "call.ended"):
+        assert private not in result.output
+
+
+def test_plain_http_to_an_https_server_names_the_likely_cause(tls_server: str) -> None:
+    result = run("send", f"http://{tls_server}/", "--secret", SECRET)
+    assert result.exit_code == 2
+    line = one_error_line(result.output)
+    assert f"could not reach http://{tls_server}/: the server closed the connection" in line
+    assert "if it is an HTTPS server, use an https:// URL" in line
+    assert SECRET not in result.output and "v1=" not in result.output
+
+
+def test_an_untrusted_certificate_is_named(tls_server: str) -> None:
+    result = run("send", f"https://{tls_server}/", "--secret", SECRET)
+    assert result.exit_code == 2
+    line = one_error_line(result.output)
+    assert f"could not reach https://{tls_server}/: its TLS certificate was not accepted: " in line
+
+
+def test_a_refused_connection_is_named() -> None:
+    url = f"http://127.0.0.1:{free_port()}/"
+    result = run("send", url, "--secret", SECRET)
+    assert result.exit_code == 2
+    line = one_error_line(result.output)
+    assert f"could not reach {url}: connection refused (nothing listens on that port)" in line
+
+
+def test_configure_webhook_names_a_tls_mix_up_of_the_api_url(recorder: Recorder) -> None:
+    base = recorder.url.replace("http://", "https://")
+    result = run(
+        "configure-webhook",
+        "--api-key",
+        "admin-key-123",
+        "--secret",
+        SECRET,
+        "--base-url",
+        base,
+        "--from",
+        "+16475550100",
+        "--url",
+        "https://example.com/ingest",
+    )
+    assert result.exit_code == 2
+    assert "TTMA API unreachable: " in result.output
+    assert "the server likely speaks plain HTTP: use an http:// URL" in result.output
+    assert "admin-key-123" not in result.output and SECRET not in result.output
+
+
+def doctor_target(ingest_url: str, api_base_url: str) -> Any:
+    from ttma_relay.cli_doctor_checks import Target
+
+    return Target(
+        project="p", ingest_url=ingest_url, webhook_secret=SECRET, api_key="admin-key-123",
+        api_base_url=api_base_url, topic="t", dead_letter_topic="t-dl", hold_subscription="h",
+        bucket="b", database="(default)", deliveries_collection="d",
+        max_checkpoint_age=datetime.timedelta(hours=2),
+    )  # fmt: skip
+
+
+def test_doctor_names_a_tls_mix_up_in_its_checks(recorder: Recorder) -> None:
+    from ttma_relay.cli_doctor_checks import check_api_key, check_ingest, run_check
+
+    https_at_plain = recorder.url.replace("http://", "https://")
+    target = doctor_target(https_at_plain, https_at_plain)
+    ingest = run_check("ingest self-test", check_ingest, target)
+    api = run_check("api key voice:read", check_api_key, target)
+    for check in (ingest, api):
+        assert not check.ok
+        assert "the TLS handshake failed with SSL error" in check.detail
+        assert "the server likely speaks plain HTTP: use an http:// URL" in check.detail
+        assert SECRET not in check.detail and "admin-key-123" not in check.detail
+    assert ingest.detail.startswith("ConnectError: ")
     assert recorder.requests == []

@@ -23,6 +23,7 @@ from ttma_relay.cli_common import (
     EXIT_REFUSED,
     EXIT_UNREACHABLE,
     credentials_problem,
+    describe_http_error,
     fail,
     load_env_file,
     local_env_file,
@@ -135,8 +136,7 @@ def send(
     try:
         response = httpx.post(url, content=body, headers=headers, timeout=timeout)
     except httpx.HTTPError as error:
-        click.echo(f"error: could not reach {url}: {type(error).__name__}", err=True)
-        sys.exit(EXIT_UNREACHABLE)
+        fail(f"could not reach {describe_http_error(error, url)}", EXIT_UNREACHABLE)
     click.echo(f"{response.status_code} {response.reason_phrase}")
     click.echo(response.text)
     if not response.is_success:

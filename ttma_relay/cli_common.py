@@ -10,10 +10,12 @@ import contextlib
 import os
 import shlex
 import socket
+import ssl
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
+from urllib.parse import urlsplit
 
 import click
 
@@ -237,6 +239,80 @@ def google_errors(what: str) -> Iterator[None]:
         fail(f"{what}: {type(error).__name__}: {error.message}", EXIT_REFUSED)
     except (gexc.GoogleAPIError, auth_exc.GoogleAuthError) as error:
         fail(f"{what}: {type(error).__name__}", EXIT_UNREACHABLE)
+
+
+def shown_url(url: str) -> str:
+    """``url`` without its user info, query and fragment (where tokens could be)."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "the URL"
+    if not parts.scheme or not parts.hostname:
+        return "the URL"
+    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
+
+
+_PLAIN_HTTP_SSL_REASONS = frozenset(
+    {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST",
+     "UNKNOWN_PROTOCOL"}
+)  # fmt: skip
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def tls_mix_up(error: BaseException, url: str | None = None) -> str | None:
+    """The likely cause when TLS and plain HTTP were mixed up (an https:// URL at a plain-HTTP
+    server, an http:// URL at an HTTPS one) or TLS failed; None for other errors. Only SSL
+    reason codes and the URL's scheme are used: never a header, signature or body."""
+    import httpx
+
+    for cause in _causes(error):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            detail = cause.verify_message or cause.reason or "not trusted"
+            return f"its TLS certificate was not accepted: {detail}"
+        if isinstance(cause, ssl.SSLError):
+            reason = cause.reason or type(cause).__name__
+            hint = (
+                "; the server likely speaks plain HTTP: use an http:// URL"
+                if reason in _PLAIN_HTTP_SSL_REASONS
+                else ""
+            )
+            return f"the TLS handshake failed with SSL error {reason}{hint}"
+    # An HTTPS server answers a plain-HTTP request with a TLS alert and closes (or resets).
+    plain_at_tls = isinstance(error, httpx.RemoteProtocolError | httpx.ReadError)
+    if plain_at_tls and url is not None and urlsplit(url).scheme == "http":
+        return (
+            f"the server closed the connection without an HTTP answer ({type(error).__name__});"
+            " if it is an HTTPS server, use an https:// URL"
+        )
+    return None
+
+
+def describe_http_error(error: BaseException, url: str) -> str:
+    """``<url without query>: <why>``: why an HTTP request got no answer, with the likely
+    cause. Names the scheme, host, port and path only."""
+    import httpx
+
+    why = tls_mix_up(error, url)
+    if why is None:
+        causes = list(_causes(error))
+        if any(isinstance(cause, ConnectionRefusedError) for cause in causes):
+            why = "connection refused (nothing listens on that port)"
+        elif any(isinstance(cause, socket.gaierror) for cause in causes):
+            why = "the host name does not resolve"
+        elif isinstance(error, httpx.TimeoutException):
+            why = f"no answer in time ({type(error).__name__})"
+        else:
+            why = type(error).__name__
+    return f"{shown_url(url)}: {why}"
 
 
 def progress(**options: Any) -> Any:

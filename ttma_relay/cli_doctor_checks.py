@@ -73,9 +73,14 @@ def _error_detail(error: Exception) -> str:
     from google.api_core import exceptions as gexc
     from google.auth import exceptions as auth_exc
 
+    from ttma_relay.cli_common import tls_mix_up
+
     if isinstance(error, auth_exc.DefaultCredentialsError):
         return "DefaultCredentialsError: no Google credentials (gcloud auth application-default)"
     name = type(error).__name__
+    mix_up = tls_mix_up(error) if isinstance(error, httpx.HTTPError) else None
+    if mix_up is not None:
+        return f"{name}: {mix_up}"
     if isinstance(error, httpx.TimeoutException | gexc.DeadlineExceeded | TimeoutError):
         return f"{name}: no answer within {TIMEOUT_SECONDS:.0f} s"
     if isinstance(error, httpx.ConnectError | gexc.ServiceUnavailable | ConnectionError):
@@ -154,6 +159,7 @@ def check_ingest(target: Target) -> Check:
 
 def check_api_key(target: Target) -> Check:
     """``GET /v1/voice/calls?limit=1`` answers 200: the key is valid and has ``voice:read``."""
+    from ttma_relay.cli_common import tls_mix_up
     from ttma_relay.ttma_api import TtmaApiError, TtmaClient
 
     name = "api key voice:read"
@@ -162,7 +168,9 @@ def check_api_key(target: Target) -> Check:
                         max_retries=0) as client:  # fmt: skip
             next(client.list_calls(limit=1), None)
     except TtmaApiError as error:  # messages name the request, never the key (redacted)
-        return Check(name, False, error.message.replace(target.api_key, "[redacted]"))
+        detail = error.message.replace(target.api_key, "[redacted]")
+        mix_up = tls_mix_up(error.__cause__) if error.__cause__ is not None else None
+        return Check(name, False, f"{detail}: {mix_up}" if mix_up else detail)
     return Check(name, True, "GET /v1/voice/calls?limit=1 answered 200")
 
 

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ttma_relay.cli_common import EXIT_REFUSED, EXIT_UNREACHABLE, fail
+from ttma_relay.cli_common import EXIT_REFUSED, EXIT_UNREACHABLE, describe_http_error, fail
 from ttma_relay.settings import DEFAULT_API_BASE_URL
 
 INSECURE_LOCAL_HINT = (
@@ -132,8 +132,11 @@ def configure_webhook(
             )
     except InvalidRequestError as error:
         fail(f"refused before sending: {error.message}", EXIT_REFUSED)
-    except (TransportError, ServerError, RateLimitedError, UnexpectedResponseError) as error:
-        fail(f"TTMA API at {base_url} unreachable or failing: {error.message}", EXIT_UNREACHABLE)
+    except TransportError as error:
+        why = describe_http_error(error.__cause__ or error, base_url)
+        fail(f"TTMA API unreachable: {why}", EXIT_UNREACHABLE)
+    except (ServerError, RateLimitedError, UnexpectedResponseError) as error:
+        fail(f"TTMA API at {base_url} failing: {error.message}", EXIT_UNREACHABLE)
     except TtmaApiError as error:
         fail(f"TTMA refused the webhook ({error.status}): {error.message}", EXIT_REFUSED)
     if as_json:
