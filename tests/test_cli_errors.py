@@ -573,3 +573,18 @@ def test_doctor_names_a_tls_mix_up_in_its_checks(recorder: Recorder) -> None:
         assert SECRET not in check.detail and "admin-key-123" not in check.detail
     assert ingest.detail.startswith("ConnectError: ")
     assert recorder.requests == []
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "https://user:pw@ingest.example.com:8443/fn?key=k3y#frag",
+            "https://ingest.example.com:8443/fn",
+        ),
+        ("http://[::1]:8080/", "http://[::1]:8080/"),
+        ("not a url", "the URL"),
+    ],
+)
+def test_a_shown_url_drops_what_could_hold_a_token(url: str, shown: str) -> None:
+    assert cli_common.shown_url(url) == shown

@@ -250,7 +250,8 @@ def shown_url(url: str) -> str:
         return "the URL"
     if not parts.scheme or not parts.hostname:
         return "the URL"
-    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 _PLAIN_HTTP_SSL_REASONS = frozenset(
