@@ -221,7 +221,7 @@ def service_account_key(path: Path, token_uri: str) -> str:
     return pem
 
 
-@pytest.mark.parametrize("command", ["calls", "tail", "replay", "backfill"])
+@pytest.mark.parametrize("command", ["calls", "tail", "replay", "backfill", "doctor"])
 def test_refused_credentials_exit_2_at_once_not_after_retries(
     tmp_path: Path, refusing_token_endpoint: str, command: str
 ) -> None:
@@ -243,6 +243,17 @@ def test_an_unreachable_token_endpoint_is_unreachable(tmp_path: Path) -> None:
     result = run_script(env, "calls", "--project", "p")
     assert result.returncode == 2, result.stderr
     assert "could not reach Google to check the credentials" in one_error_line(result.stderr)
+
+
+def test_doctor_leaves_an_unreachable_token_endpoint_to_its_checks(tmp_path: Path) -> None:
+    key_file = tmp_path / "key.json"
+    service_account_key(key_file, f"http://127.0.0.1:{free_port()}/token")
+    env = no_google_env(tmp_path, GOOGLE_APPLICATION_CREDENTIALS=str(key_file))
+    result = run_script(env, *GOOGLE_COMMANDS["doctor"])
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout.startswith("CHECK ")
+    assert "9 of 9 checks failed" in result.stderr
 
 
 # ----------------------------------------------------------------------------- send --payload

@@ -192,11 +192,13 @@ CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 TOKEN_TIMEOUT_SECONDS = 10.0
 
 
-def require_google_credentials(*emulator_vars: str) -> None:
+def require_google_credentials(*emulator_vars: str, unreachable_is_fatal: bool = True) -> None:
     """Unless each of ``emulator_vars`` is set (the emulators need no credentials), find the
     application-default credentials and fetch a token once: missing, invalid or refused
     credentials end here in one sentence and exit 2, not in a traceback or in a client that
-    retries for minutes. (The clients fetch their own token after this.)"""
+    retries for minutes. A token endpoint out of reach does too, unless not
+    ``unreachable_is_fatal`` (doctor: its checks then name what does not answer). The clients
+    fetch their own token after this."""
     if all(os.environ.get(name) for name in emulator_vars):
         return
     import google.auth
@@ -216,6 +218,8 @@ def require_google_credentials(*emulator_vars: str) -> None:
     try:
         credentials.refresh(bounded)
     except auth_exc.TransportError as error:
+        if not unreachable_is_fatal:
+            return
         fail(
             f"could not reach Google to check the credentials ({type(error).__name__}): is the"
             f" network down? For the local stack use its emulators (--local, or {EMULATOR_HOSTS})",
