@@ -83,7 +83,7 @@ def main(local: bool, env_file: Path | None) -> None:
     "--payload",
     "payload_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="JSON delivery to send (default: a built-in sample with fresh ids).",
+    help="The delivery to send: a JSON object (default: a built-in sample with fresh ids).",
 )
 @click.option(
     "--secret",
