@@ -4,6 +4,7 @@
     ├── functions.py   the table of the four functions (everything else about them derives)
     ├── settings.py    each function's settings, read once from the environment
     ├── logs.py        one JSON line per event; refuses fields that could carry PII
+    ├── env_file.py    ``NAME=value`` files (the local stack's endpoints.env)
     ├── reconcile.py   one reconcile run: list, decide by delivery state, publish once
     ├── contract/      what the parts agree on, no I/O (messages, keys, transcripts, times)
     ├── adapters/      everything that talks to Google or to the vendor

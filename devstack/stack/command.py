@@ -53,6 +53,7 @@ from devstack.stack.services import (
     emulator_env,
     inherited_env,
 )
+from ttma_relay.env_file import parse_env_file
 
 ENDPOINTS_FILE = "endpoints.env"
 HEALTH_TIMEOUT_SECONDS = 90.0
@@ -105,17 +106,10 @@ def write_endpoints(path: Path, values: dict[str, str]) -> None:
 
 def read_endpoints(state_dir: Path = DEFAULT_STATE_DIR) -> dict[str, str]:
     """The exported values of ``<state dir>/endpoints.env`` ({} when there is none)."""
-    values: dict[str, str] = {}
     try:
-        text = (state_dir / ENDPOINTS_FILE).read_text()
+        return parse_env_file((state_dir / ENDPOINTS_FILE).read_text())
     except FileNotFoundError:
-        return values
-    for line in text.splitlines():
-        if line.startswith("export ") and "=" in line:
-            name, _, raw = line[len("export ") :].partition("=")
-            parts = shlex.split(raw)
-            values[name] = parts[0] if parts else ""
-    return values
+        return {}
 
 
 def _size(path: Path) -> int:

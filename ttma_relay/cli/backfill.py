@@ -23,6 +23,7 @@ from ttma_relay.cli.common import (
     google_errors,
     progress,
     project_option,
+    require_google_credentials,
 )
 from ttma_relay.settings import DEFAULT_API_BASE_URL, DEFAULT_RECONCILE_GRACE_SECONDS
 
@@ -74,6 +75,7 @@ def backfill_command(
         raise click.UsageError("--after must be before --before")
     check_emulator("PUBSUB_EMULATOR_HOST", "Pub/Sub")
     check_emulator("FIRESTORE_EMULATOR_HOST", "Firestore")
+    require_google_credentials("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST")
     reconciler = build_reconciler(project, database, topic, deliveries_collection, api_key,
                              api_base_url, grace_seconds)  # fmt: skip
     from ttma_relay.reconcile import Budget

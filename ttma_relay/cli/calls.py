@@ -31,6 +31,7 @@ from ttma_relay.cli.common import (
     google_errors,
     progress,
     project_option,
+    require_google_credentials,
     warn,
 )
 from ttma_relay.contract.call_keys import CallKeyError, call_key
@@ -91,6 +92,7 @@ def jsonable(value: Any) -> Any:
 
 def _firestore(project: str, database: str) -> Any:
     check_emulator("FIRESTORE_EMULATOR_HOST", "Firestore")
+    require_google_credentials("FIRESTORE_EMULATOR_HOST")
     from google.cloud import firestore
 
     return firestore.Client(project=project, database=database)

@@ -3,13 +3,12 @@
 The checks are in ``cli_doctor_checks`` (one function per part). They run one after the other
 with short timeouts; each line is printed as its check finishes. Exit 0 only when every check
 passed, 1 when one failed (a part that does not answer is a FAIL too: naming it is the point),
-2 for a usage error or no Google credentials at all.
+2 for a usage error or Google credentials that are missing, invalid or refused.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import asdict
 from datetime import timedelta
@@ -19,10 +18,9 @@ import click
 
 from ttma_relay.cli.common import (
     EXIT_REFUSED,
-    EXIT_UNREACHABLE,
     database_option,
-    fail,
     project_option,
+    require_google_credentials,
 )
 from ttma_relay.cli.doctor_checks import CHECKS, Check, Target, run_check
 from ttma_relay.settings import DEFAULT_API_BASE_URL
@@ -48,20 +46,6 @@ class Age(click.ParamType):
         if not match or int(match[1]) <= 0:
             self.fail(f"{value!r} is not an age like 90m, 2h or 1d", param, ctx)
         return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
-
-
-def _no_google_credentials() -> bool:
-    """True when a Google client would need credentials and none are found."""
-    if all(os.environ.get(name) for name in EMULATOR_VARS):
-        return False
-    import google.auth
-    from google.auth import exceptions as auth_exc
-
-    try:
-        google.auth.default()
-    except auth_exc.DefaultCredentialsError:
-        return True
-    return False
 
 
 def _print_row(check: Check, width: int) -> None:
@@ -123,14 +107,13 @@ def doctor_command(
     One line per check as it finishes: CHECK, ok/FAIL, DETAIL (never a secret, key or payload).
 
     Exit code 0 when every check passed, 1 when one failed (a part that does not answer
-    fails its check), 2 usage error or no Google credentials.
+    fails its check), 2 usage error or no usable Google credentials.
     """
     webhook_secret = next((s.strip() for s in secret.split(",") if s.strip()), "")
     if not webhook_secret:
         raise click.BadParameter("no secret in the value", param_hint="--secret")
-    if _no_google_credentials():
-        fail("no Google credentials (gcloud auth application-default login), "
-             "or use the local stack (--local)", EXIT_UNREACHABLE)  # fmt: skip
+    # none, invalid or refused: exit 2 (one line); out of reach: the checks will say so
+    require_google_credentials(*EMULATOR_VARS, unreachable_is_fatal=False)
     dead_letter_topic = dead_letter_topic or f"{topic}-dead-letter"
     root = click.get_current_context().find_root()
     target = Target(

@@ -75,9 +75,14 @@ def _error_detail(error: Exception) -> str:
     from google.api_core import exceptions as gexc
     from google.auth import exceptions as auth_exc
 
+    from ttma_relay.cli.common import tls_mix_up
+
     if isinstance(error, auth_exc.DefaultCredentialsError):
         return "DefaultCredentialsError: no Google credentials (gcloud auth application-default)"
     name = type(error).__name__
+    mix_up = tls_mix_up(error) if isinstance(error, httpx.HTTPError) else None
+    if mix_up is not None:
+        return f"{name}: {mix_up}"
     if isinstance(error, httpx.TimeoutException | gexc.DeadlineExceeded | TimeoutError):
         return f"{name}: no answer within {TIMEOUT_SECONDS:.0f} s"
     if isinstance(error, httpx.ConnectError | gexc.ServiceUnavailable | ConnectionError):
@@ -157,6 +162,7 @@ def check_ingest(target: Target) -> Check:
 def check_api_key(target: Target) -> Check:
     """``GET /v1/voice/calls?limit=1`` answers 200: the key is valid and has ``voice:read``."""
     from ttma_relay.adapters.ttma_api import InvalidRequestError, TtmaApiError, TtmaClient
+    from ttma_relay.cli.common import tls_mix_up
 
     name = "api key voice:read"
     try:
@@ -166,7 +172,9 @@ def check_api_key(target: Target) -> Check:
     except InvalidRequestError as error:  # a malformed URL or an empty key: never sent
         return Check(name, False, str(error))
     except TtmaApiError as error:  # messages name the request, never the key (redacted)
-        return Check(name, False, error.message.replace(target.api_key, "[redacted]"))
+        detail = error.message.replace(target.api_key, "[redacted]")
+        mix_up = tls_mix_up(error.__cause__) if error.__cause__ is not None else None
+        return Check(name, False, f"{detail}: {mix_up}" if mix_up else detail)
     return Check(name, True, "GET /v1/voice/calls?limit=1 answered 200")
 
 

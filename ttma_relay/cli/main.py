@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import httpx
@@ -22,6 +23,9 @@ from ttma_relay.cli.calls import call_command, calls_command
 from ttma_relay.cli.common import (
     EXIT_REFUSED,
     EXIT_UNREACHABLE,
+    credentials_problem,
+    describe_http_error,
+    fail,
     load_env_file,
     local_env_file,
 )
@@ -34,12 +38,27 @@ from ttma_relay.contract.sample_delivery import sample_delivery
 __all__ = ["EXIT_REFUSED", "EXIT_UNREACHABLE", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class RelayGroup(click.Group):
+    """The command group; a Google credentials error from any command (a client built outside
+    ``google_errors`` included) ends as one sentence and exit 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            message = credentials_problem(error)
+            if message is None:
+                raise
+            fail(message, EXIT_UNREACHABLE)
+
+
+@click.group(cls=RelayGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ttma-relay")
 @click.option(
     "--local",
     is_flag=True,
-    help="Use the local stack (make dev / make dev-up): read .devstack/endpoints.env.",
+    help="Use the local stack (make dev / make dev-up): read its .devstack/endpoints.env"
+    " (searched from here upwards, then in ttma-relay's checkout; or $TTMA_DEV_STATE_DIR).",
 )
 @click.option(
     "--env-file",
@@ -60,12 +79,12 @@ def main(local: bool, env_file: Path | None) -> None:
 
 
 @main.command(short_help="Sign a delivery like TTMA does and POST it (smoke test).")
-@click.argument("url", envvar="INGEST_URL")
+@click.argument("url", envvar="INGEST_URL", required=False)
 @click.option(
     "--payload",
     "payload_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="JSON delivery to send (default: a built-in sample with fresh ids).",
+    help="The delivery to send: a JSON object (default: a built-in sample with fresh ids).",
 )
 @click.option(
     "--secret",
@@ -78,23 +97,31 @@ def main(local: bool, env_file: Path | None) -> None:
 @click.option("--timestamp", type=int, default=None, help="Unix time to sign with (default now).")
 @click.option("--timeout", type=float, default=30.0, show_default=True)
 def send(
-    url: str,
+    url: str | None,
     payload_file: Path | None,
     secret: str,
     tamper: bool,
     timestamp: int | None,
     timeout: float,
 ) -> None:
-    """Sign a delivery exactly like the vendor does and POST it to URL (default $INGEST_URL).
+    """Sign a delivery exactly like the vendor does and POST it to URL (default $INGEST_URL,
+    which --local sets to the local stack's ingest).
 
     Prints the status and body. Exit code 0 on 2xx, 1 on any other answer, 2 if unreachable.
     """
+    if not url:
+        raise click.UsageError("no URL: give it as an argument, set INGEST_URL, or use --local")
     if payload_file is not None:
         body = payload_file.read_bytes()
         try:
             envelope = json.loads(body)
-        except json.JSONDecodeError as error:
+        except (ValueError, RecursionError) as error:
             raise click.BadParameter(f"not JSON: {error}", param_hint="--payload") from None
+        if not isinstance(envelope, dict):
+            raise click.BadParameter(
+                f"the payload must be a JSON object ({{...}}), not {_json_kind(envelope)}",
+                param_hint="--payload",
+            )
     else:
         envelope = sample_delivery()
         body = json.dumps(envelope, separators=(",", ":")).encode()
@@ -110,12 +137,20 @@ def send(
     try:
         response = httpx.post(url, content=body, headers=headers, timeout=timeout)
     except httpx.HTTPError as error:
-        click.echo(f"error: could not reach {url}: {type(error).__name__}", err=True)
-        sys.exit(EXIT_UNREACHABLE)
+        fail(f"could not reach {describe_http_error(error, url)}", EXIT_UNREACHABLE)
     click.echo(f"{response.status_code} {response.reason_phrase}")
     click.echo(response.text)
     if not response.is_success:
         sys.exit(EXIT_REFUSED)
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    kinds = {list: "an array", str: "a string", int: "a number", float: "a number"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 main.add_command(configure_webhook)

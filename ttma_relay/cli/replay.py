@@ -42,6 +42,7 @@ from ttma_relay.cli.common import (
     google_errors,
     progress,
     project_option,
+    require_google_credentials,
     warn,
 )
 from ttma_relay.contract.timestamps import iso_millis
@@ -440,6 +441,7 @@ def replay_command(
         raise click.UsageError("--since must be before --until")
     check_emulator("PUBSUB_EMULATOR_HOST", "Pub/Sub")
     check_emulator("FIRESTORE_EMULATOR_HOST", "Firestore")
+    require_google_credentials("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST")
     from google.cloud import firestore, pubsub_v1
 
     from ttma_relay.adapters.deliveries import DeliveryClaims

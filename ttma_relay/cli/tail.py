@@ -24,6 +24,7 @@ from ttma_relay.cli.common import (
     fail,
     google_errors,
     project_option,
+    require_google_credentials,
 )
 from ttma_relay.contract.timestamps import iso_millis
 
@@ -143,6 +144,7 @@ def tail_command(
     if with_data and not as_json:
         raise click.UsageError("--data needs --json")
     check_emulator("PUBSUB_EMULATOR_HOST", "Pub/Sub")
+    require_google_credentials("PUBSUB_EMULATOR_HOST")
     from google.cloud import pubsub_v1
 
     deadline = None if timeout is None else time.monotonic() + timeout

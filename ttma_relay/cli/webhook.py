@@ -6,8 +6,45 @@ import json
 
 import click
 
-from ttma_relay.cli.common import EXIT_REFUSED, EXIT_UNREACHABLE, fail
+from ttma_relay.cli.common import EXIT_REFUSED, EXIT_UNREACHABLE, describe_http_error, fail
 from ttma_relay.settings import DEFAULT_API_BASE_URL
+
+INSECURE_LOCAL_HINT = (
+    "TTMA refuses such URLs; --allow-insecure-local lifts the URL rules, for a local sandbox"
+    " (http://127.0.0.1 or http://localhost) only"
+)
+
+
+def check_options(from_number: str, url: str, secret: str, *, allow_insecure_local: bool) -> None:
+    """TTMA's rules (``ttma_api_webhook_rules``), each refusal naming the option that holds the
+    value; exit 1 (refused), nothing sent. Never echoes the secret."""
+    from ttma_relay.adapters.ttma_api.errors import InvalidRequestError
+    from ttma_relay.adapters.ttma_api.webhook_rules import (
+        check_from_number,
+        check_webhook_secret,
+        check_webhook_url,
+    )
+
+    try:
+        check_from_number(from_number)
+    except InvalidRequestError:
+        fail(
+            f"refused before sending: --from (TTMA_AGENT_NUMBER) must be an E.164 phone number"
+            f" such as +16475550100, not {from_number!r}",
+            EXIT_REFUSED,
+        )
+    for lifted in (True, allow_insecure_local):  # first the rules the flag does not lift
+        try:
+            check_webhook_url(url, allow_insecure_local=lifted)
+        except InvalidRequestError as error:
+            rule = error.message.removeprefix("the webhook URL ")
+            hint = "" if lifted else f"; {INSECURE_LOCAL_HINT}"
+            fail(f"refused before sending: --url (INGEST_URL) {rule}{hint}", EXIT_REFUSED)
+    try:
+        check_webhook_secret(secret)
+    except InvalidRequestError as error:
+        rule = error.message.removeprefix("the webhook secret ")
+        fail(f"refused before sending: --secret (TTMA_WEBHOOK_SECRET) {rule}", EXIT_REFUSED)
 
 
 @click.command("configure-webhook", short_help="Register the ingest URL and secret with TTMA.")
@@ -83,6 +120,7 @@ def configure_webhook(
         UnexpectedResponseError,
     )
 
+    check_options(from_number, url, secret, allow_insecure_local=allow_insecure_local)
     try:
         with TtmaClient(base_url, api_key, max_retries=2) as client:
             stored = client.configure_webhook(
@@ -94,8 +132,11 @@ def configure_webhook(
             )
     except InvalidRequestError as error:
         fail(f"refused before sending: {error.message}", EXIT_REFUSED)
-    except (TransportError, ServerError, RateLimitedError, UnexpectedResponseError) as error:
-        fail(f"TTMA API at {base_url} unreachable or failing: {error.message}", EXIT_UNREACHABLE)
+    except TransportError as error:
+        why = describe_http_error(error.__cause__ or error, base_url)
+        fail(f"TTMA API unreachable: {why}", EXIT_UNREACHABLE)
+    except (ServerError, RateLimitedError, UnexpectedResponseError) as error:
+        fail(f"TTMA API at {base_url} failing: {error.message}", EXIT_UNREACHABLE)
     except TtmaApiError as error:
         fail(f"TTMA refused the webhook ({error.status}): {error.message}", EXIT_REFUSED)
     if as_json:
