@@ -555,3 +555,15 @@ def test_an_envelope_without_an_event_is_valid_as_ingest_accepts_it(event):
         envelope["event"] = None
     check_envelope(envelope)
     assert message_attributes(envelope, "webhook")["event"] == ""
+
+
+def test_a_reconcile_envelope_keeps_a_lone_surrogate_from_the_api_as_its_escape():
+    """The API's JSON may carry ``"\\ud83d"`` (a transcript cut mid-emoji); it has no UTF-8
+    form. Reconcile must still publish the call (else it fails on every run and the checkpoint
+    never passes it): the bytes are UTF-8 JSON that decodes to the same string."""
+    from ttma_relay.call_events import reconcile_envelope
+
+    call = json.loads('{"id":"v3:cut","transcript":"[Agent] hi \\ud83d","endedAt":null}')
+    body = reconcile_envelope(call)
+    assert b"\\ud83d" in body
+    assert json.loads(body.decode("utf-8"))["data"] == call

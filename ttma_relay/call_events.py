@@ -85,7 +85,10 @@ def reconcile_envelope(call: Mapping[str, Any], *, now: datetime | None = None) 
         "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z",
         "data": dict(call),
     }
-    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    # A lone surrogate (valid in the API's JSON: a transcript cut mid-emoji) has no UTF-8 form:
+    # written back as the escape the API sent, so the call is published, not failed every run.
+    text = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8", errors="backslashreplace")
 
 
 @dataclass(frozen=True)

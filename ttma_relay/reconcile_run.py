@@ -298,8 +298,12 @@ class Reconciler:
                 self._release(taken)
                 report.in_flight += 1
                 return False
-        full_call = self._api.get_call(call_id)  # the list omits the transcript
-        body = reconcile_envelope(full_call)
+        try:
+            full_call = self._api.get_call(call_id)  # the list omits the transcript
+            body = reconcile_envelope(full_call)
+        except Exception:
+            self._release(taken)  # not published: the claims taken over go back at once
+            raise
         envelope = json.loads(body)
         try:
             published = publish_once(
