@@ -85,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 60; deployed 900), or 'stack': use the stack's reconcile",
     )
     parser.add_argument(
+        "--max-delivery-attempts",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the push subscriptions' dead-letter limit on the soak's own stack "
+        "(default: the stack's, 60; Pub/Sub's minimum is 5)",
+    )
+    parser.add_argument(
         "--use-running",
         action="store_true",
         help="use the stack of --state-dir instead of starting one",
@@ -156,7 +164,7 @@ def soak(endpoints: dict[str, str], state_dir: Path, args: argparse.Namespace,
     ctx = SoakContext(endpoints, plan, faults, sandbox, tap, watch,
                       firestore.Client(project=project), args.reconcile_interval,
                       args.timeout, args.quiet, reconcile_url=endpoints.get("RECONCILE_URL", ""),
-                      say=lambda s: print(s, flush=True))  # fmt: skip
+                      say=lambda s: print(s, flush=True), state_dir=state_dir)  # fmt: skip
     served = None
     try:
         if args.reconcile_grace != "stack" and ctx.reconcile_url:
@@ -178,7 +186,8 @@ def soak(endpoints: dict[str, str], state_dir: Path, args: argparse.Namespace,
             faults.clear_sandbox_faults()
         sandbox.close()
     ctx.timings["total"] = time.monotonic() - t0
-    extra = ["", "reconcile runs:", *(f"  {line}" for line in ctx.reconcile_runs)]
+    extra = ["", "reconcile runs:", *(f"  {line}" for line in ctx.reconcile_runs),
+             "", "recovery:", *(f"  {line}" for line in ctx.recovery)]  # fmt: skip
     print("\n" + render(report, faults=faults.records, timings=ctx.timings, extra=extra))
     print(f"(seed {plan.seed}, {args.calls} calls; rerun: python -m devstack.soak "
           f"--calls {args.calls} --seed {plan.seed})")  # fmt: skip
@@ -203,7 +212,10 @@ def main(argv: Sequence[str] | None = None, *, plan: SoakPlan | None = None) -> 
     state_dir = (args.state_dir or SOAK_STATE_DIR).resolve()
     started = time.monotonic()
     try:
-        result = up(StackConfig(ports=resolve_ports(free_ports=True), state_dir=state_dir))
+        limits = ({} if args.max_delivery_attempts is None
+                  else {"max_delivery_attempts": args.max_delivery_attempts})  # fmt: skip
+        result = up(StackConfig(ports=resolve_ports(free_ports=True), state_dir=state_dir,
+                                **limits))  # fmt: skip
     except (StackError, StackConfigError, EmulatorError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

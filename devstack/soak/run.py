@@ -12,18 +12,25 @@
    and reconcile's grace period has passed since the last call ended.
 4. **Settle**: poll until every call is settled and on the topic, or nothing changed for
    ``quiet`` s, or the timeout.
+5. **Recover**: dead letters (pushes that kept failing during the faults) are replayed with
+   ``ttma-relay replay``, as the runbook says, and the calls settle again.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from devstack.demo import dead_letters
 from devstack.soak.faults import SoakFaults
 from devstack.soak.observe import BucketWatch, EventTap, claimed_count, index_records
 from devstack.soak.plan import SoakCall, SoakPlan
@@ -60,6 +67,8 @@ class SoakContext:
     reconcile_runs: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     last_kill: float = 0.0
+    state_dir: Path = Path(".devstack")  # the stack's (its endpoints.env: the CLI's settings)
+    recovery: list[str] = field(default_factory=list)
 
     def place(self, call: SoakCall) -> str:
         response = self.sandbox.post("/_sandbox/calls", json=call.request)
@@ -210,6 +219,31 @@ def _settle(ctx: SoakContext, deadline: float) -> None:
     ctx.say("timed out waiting for the calls to settle")
 
 
+def _recover(ctx: SoakContext, deadline: float) -> None:
+    """The runbook's "dead letters are piling up", once the faults are over: the operator's own
+    ``ttma-relay replay`` puts the dead letters back on the topic, then the calls settle again.
+    A dead letter is held, not lost; the verdict is taken after this, as an operator's would."""
+    project = ctx.endpoints["GOOGLE_CLOUD_PROJECT"]
+    hold = f"projects/{project}/subscriptions/{ctx.endpoints['DEAD_LETTER_SUBSCRIPTION']}"
+    waiting = len(dead_letters(hold))
+    if not waiting:
+        ctx.recovery.append("no dead letters: nothing to replay")
+        return
+    ctx.say(f"{waiting} dead letter(s): replaying them with ttma-relay replay ...")
+    command = [str(Path(sys.executable).with_name("ttma-relay")), "--env-file",
+               str(ctx.state_dir / "endpoints.env"), "replay", "--json"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    actions: dict[str, int] = {}
+    for line in result.stdout.splitlines():
+        action = json.loads(line).get("action", "?")
+        actions[action] = actions.get(action, 0) + 1
+    done = ", ".join(f"{n} {a}" for a, n in sorted(actions.items())) or "nothing"
+    ctx.recovery.append(f"{waiting} dead letter(s) after the faults; `ttma-relay replay`: "
+                        f"exit {result.returncode}, {done}")  # fmt: skip
+    _settle(ctx, deadline)
+    ctx.recovery.append(f"{len(dead_letters(hold))} dead letter(s) left after the replay")
+
+
 def run_phases(ctx: SoakContext) -> None:
     started = time.monotonic()
     deadline = started + ctx.timeout
@@ -244,4 +278,6 @@ def run_phases(ctx: SoakContext) -> None:
     ctx.reconcile("after the claim lease and the grace", tries=5)
     mark = phase("reconcile", mark)
     _settle(ctx, deadline)
-    phase("settle", mark)
+    mark = phase("settle", mark)
+    _recover(ctx, deadline)
+    phase("recover", mark)

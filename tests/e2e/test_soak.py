@@ -137,3 +137,26 @@ def test_small_real_soak_stops_everything(tmp_path, capsys, monkeypatch) -> None
     assert re.search(r"pause\s+pubsub for 3\.\d s", out)
     assert StackState.load(state_dir) is None  # stopped: down removed stack.json
     assert seen and seen[0] and marked_processes(seen[0]) == []
+
+
+def test_small_soak_replays_what_was_dead_lettered_and_loses_nothing(tmp_path, capsys) -> None:
+    """Every recording download cut short until the pushes give up (5 attempts): the recordings
+    are dead-lettered; after the faults the soak does what the runbook says (``ttma-relay
+    replay``) and judges after that. A dead letter is held, not lost."""
+    # The third call, placed last, keeps the load (and so the fault) on for 15 s.
+    calls = [SoakCall(i, "normal", at, {"deliver": True, "seed": 40 + i})
+             for i, at in enumerate((0.0, 0.5, 15.0))]  # fmt: skip
+    cut = PlannedFault("download", "GET /_recordings/*", 0.0, options={
+        "status": None, "truncate_after": 1024, "count": 1000})  # fmt: skip
+    plan = SoakPlan(calls, [cut], 20.0, 0)
+    code = soak.main(["--calls", "3", "--state-dir", str(tmp_path / "soak"),
+                      "--reconcile-grace", "5", "--reconcile-interval", "0", "--quiet", "8",
+                      "--timeout", "150", "--max-delivery-attempts", "5"], plan=plan)  # fmt: skip
+    out = capsys.readouterr().out
+    replayed = re.search(r"(\d+) dead letter\(s\) after the faults; `ttma-relay replay`: exit 0, "
+                         r"(\d+) replayed", out)  # fmt: skip
+    assert replayed, out
+    assert int(replayed.group(1)) >= 1 and replayed.group(2) == replayed.group(1), out
+    assert "0 dead letter(s) left after the replay" in out
+    assert "missing recordings:      0" in out and "lost:                    0" in out
+    assert code == 0, out
