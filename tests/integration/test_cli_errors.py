@@ -23,7 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 from devstack.emulators import free_port
-from ttma_relay import cli_common
+from ttma_relay.cli import common as cli_common
 from ttma_relay.cli import main
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("ttma-relay")

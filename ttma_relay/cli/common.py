@@ -28,7 +28,7 @@ ENDPOINTS_FILE = "endpoints.env"
 LOCAL_ENV_FILE = Path(STATE_DIR_NAME) / ENDPOINTS_FILE
 # The checkout this package is imported from: `make dev-up` writes its state there
 # (devstack.stack.config.DEFAULT_STATE_DIR is CODE_CHECKOUT / ".devstack").
-CODE_CHECKOUT = Path(__file__).resolve().parent.parent
+CODE_CHECKOUT = Path(__file__).resolve().parents[2]  # ttma_relay/cli/common.py → the checkout
 EMULATOR_HOSTS = "FIRESTORE_EMULATOR_HOST / PUBSUB_EMULATOR_HOST / STORAGE_EMULATOR_HOST"
 F = TypeVar("F", bound=Callable[..., Any])
 
