@@ -4,11 +4,11 @@ Settings are validated at start-up (``validate_settings_for``, called by ``main.
 function the instance serves), so a misconfigured deployment fails to start with a clear
 ``SettingsError`` instead of failing its first request. Clients are built on the instance's
 first request (in the worker: gRPC channels must not be created before gunicorn forks) and
-shared by gunicorn's threads. Building also warms them: one cheap call per client (a read of a
-document that never exists, a bucket lookup of an object that never exists, the Pub/Sub channel
-connected without an RPC), logged as ``<function> warmed`` with each call's milliseconds. The
-local stack's health probe is that first request, so the stack reports a function healthy only
-once its clients are connected.
+shared by gunicorn's threads. In a served worker they are then warmed (``warm_in_worker``): one
+cheap call per client (a read of a document that never exists, a bucket lookup of an object
+that never exists, the Pub/Sub channel connected without an RPC), logged as ``<function>
+warmed`` with each call's milliseconds. The local stack reports a function healthy only once
+that line is in its log.
 """
 
 from __future__ import annotations
@@ -61,20 +61,40 @@ def _once(name: str, build: Callable[[], T]) -> T:
     return value  # type: ignore[return-value]
 
 
-def warm(function: str, steps: dict[str, Callable[[], object]]) -> None:
-    """Run each warm-up call; log their times. A failure is logged (its class name), never
-    raised: the request that follows retries the same call and answers for itself."""
+# What warming each builder's clients takes (set when they are built; ``warm_function`` runs it).
+_WARM_STEPS: dict[str, dict[str, Callable[[], object]]] = {}
+
+
+def warm(function: str, steps: dict[str, Callable[[], object]], *, retry_for: float = 0.0) -> None:
+    """Run each warm-up call, again every 0.5 s for up to ``retry_for`` s while it fails (the
+    local stack starts the functions beside the emulators); log their times once. A failure
+    left is logged (its class name), never raised: the request that follows retries the same
+    call and answers for itself."""
+    deadline = time.monotonic() + retry_for
     fields: dict[str, object] = {}
     failures: dict[str, str] = {}
     for name, step in steps.items():
         started = time.perf_counter()
-        try:
-            step()
-        except Exception as error:
-            failures[name] = type(error).__name__
+        while True:
+            try:
+                step()
+                failures.pop(name, None)
+                break
+            except Exception as error:
+                failures[name] = type(error).__name__
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.5)
         fields[f"{name}Ms"] = round((time.perf_counter() - started) * 1000, 1)
     log_event("WARNING" if failures else "INFO", f"{function} warmed", function=function,
               outcome="warmed", **fields, failures=failures or None)  # fmt: skip
+
+
+def warm_function(target: str, *, retry_for: float = 0.0) -> None:
+    """Build ``target``'s clients (once per instance) and warm them."""
+    build = BUILDERS[target]
+    build()
+    warm(target, _WARM_STEPS.get(build.__name__, {}), retry_for=retry_for)
 
 
 def _read_missing_document(client: firestore.Client, collection: str) -> Callable[[], object]:
@@ -103,10 +123,10 @@ def _deliveries_and_topic(
     """The Firestore client and the publisher of ingest and reconcile, warmed."""
     client = firestore_client(settings.google)
     publisher = call_event_publisher(settings.google, settings.call_events_topic)
-    warm(function, {
+    _WARM_STEPS[f"{function}_deps"] = {
         "firestore": _read_missing_document(client, settings.deliveries_collection),
         "pubsub": lambda: publisher.warm(WARM_UP_TIMEOUT_SECONDS),
-    })  # fmt: skip
+    }
     return client, publisher
 
 
@@ -136,10 +156,10 @@ def archive_deps() -> ArchiveDeps:
         storage_client = storage.Client(project=settings.google.project)
         bucket = storage_client.bucket(settings.archive_bucket)
         client = firestore_client(settings.google)
-        warm("archive", {
+        _WARM_STEPS["archive_deps"] = {
             "firestore": _read_missing_document(client, settings.calls_collection),
             "storage": lambda: bucket.get_blob(WARM_UP_DOCUMENT, timeout=WARM_UP_TIMEOUT_SECONDS),
-        })  # fmt: skip
+        }
         return ArchiveDeps(
             settings=settings,
             store=ArchiveStore(bucket),
@@ -178,28 +198,31 @@ BUILDERS: dict[str, Callable[[], object]] = {
 }
 
 
+WORKER_WARM_UP_SECONDS = 60.0  # retried this long: the stack's emulators may still be starting
+
+
 def warm_in_worker(target: str | None) -> None:
-    """Build (and so warm) ``target``'s clients in each process forked from this one, at once.
+    """Build and warm ``target``'s clients in each process forked from this one, at once.
 
     functions-framework imports main.py in gunicorn's master, which then forks the worker that
     serves: gRPC channels must not exist before a fork, so the clients are built after it, in a
-    thread of the new worker (again in every worker gunicorn respawns). Without a fork (tests,
-    ``--debug``) they are built on the first request, as before.
+    thread of the new worker (again in every worker gunicorn respawns). The warm-up calls run
+    after the build, outside its lock: a request meanwhile uses the clients at once. Without a
+    fork (tests, ``--debug``) the clients are built on the first request and not warmed.
     """
-    build = BUILDERS.get(target or "")
-    if build is None:
+    if target not in BUILDERS:
         return
 
-    def build_quietly() -> None:
+    def warm_quietly() -> None:
         try:
-            build()
+            warm_function(target, retry_for=WORKER_WARM_UP_SECONDS)
         except Exception as error:  # the first request builds again and answers for itself
             log_event("WARNING", f"{target} warm-up failed", function=target,
                       outcome="warm_up_failed", errorType=type(error).__name__)  # fmt: skip
 
     os.register_at_fork(
         after_in_child=lambda: threading.Thread(
-            target=build_quietly, name="warm-up", daemon=True
+            target=warm_quietly, name="warm-up", daemon=True
         ).start()
     )
 

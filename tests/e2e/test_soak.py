@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from devstack import soak
+from devstack.soak import command as soak
 from devstack.soak.plan import PlannedFault, SoakCall, SoakPlan, soak_plan
 from devstack.soak.report import (
     PlacedCall,

@@ -1,5 +1,5 @@
-"""``handlers.wiring`` against the real emulators: each function's clients are built and warmed
-once (one cheap call per client, logged as ``<function> warmed``), and the table of functions
+"""``handlers.wiring`` against the real emulators: each function's clients are built once and
+warmed (one cheap call per client, logged as ``<function> warmed``), and the table of functions
 has a builder for every row."""
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ def test_building_a_function_s_clients_warms_each_once(
     })  # fmt: skip
     first = wiring.BUILDERS[function]()
     assert wiring.BUILDERS[function]() is first  # built once per instance
+    assert log_lines() == []  # building alone calls nothing (in-process: no fork, no warm-up)
+    wiring.warm_function(function)
+    assert wiring.BUILDERS[function]() is first
     warmed = [line for line in log_lines() if line.get("outcome") == "warmed"]
     assert len(warmed) == 1, warmed
     (line,) = warmed
@@ -61,3 +64,16 @@ def test_a_warm_up_that_fails_is_logged_and_the_build_goes_on(log_lines):
     assert line["severity"] == "WARNING" and line["outcome"] == "warmed"
     assert line["failures"] == {"firestore": "ConnectionError"}  # the class, never a message
     assert {"firestoreMs", "pubsubMs"} <= set(line)
+
+
+def test_a_warm_up_step_is_retried_while_its_backend_starts(log_lines):
+    attempts = []
+
+    def starting() -> None:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise ConnectionError("not yet")
+
+    wiring.warm("ingest", {"firestore": starting}, retry_for=10)
+    (line,) = log_lines()
+    assert len(attempts) == 3 and line["severity"] == "INFO" and "failures" not in line

@@ -46,9 +46,6 @@ def client(monkeypatch):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("TTMA_WEBHOOK_SECRET_PREVIOUS", raising=False)
-    # Nothing listens on CLOSED: the clients' warm-up (tests/integration/test_wiring.py) would
-    # only log its failure and wait out its timeout; probes never reach the clients anyway.
-    monkeypatch.setattr(wiring, "warm", lambda function, steps: None)
     wiring.reset()
     app = functions_framework.create_app(target="ingest", source=str(ROOT / "main.py"))
     yield app.test_client()
