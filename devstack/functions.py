@@ -15,9 +15,11 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from devstack.emulators import HOST, EmulatorError, free_port, port_is_free, stop_process_group
 from devstack.paths import ROOT
+from ttma_relay.functions import BY_NAME
 from ttma_relay.functions import FUNCTIONS as FUNCTION_TABLE
 
 SIGNATURE_TYPES = {spec.name: spec.signature_type for spec in FUNCTION_TABLE}
@@ -62,13 +64,16 @@ def functions_framework_binary() -> Path:
     return binary
 
 
-def function_command(target: str, port: int) -> list[str]:
-    """``functions-framework`` serving ``target`` from ``main.py`` on 127.0.0.1:``port``."""
+def function_command(
+    target: str, port: int, *, source: Path | None = None, signature_type: str | None = None
+) -> list[str]:
+    """``functions-framework`` serving ``target`` from ``main.py`` (or ``source``, e.g. the
+    benchmarks' bare functions) on 127.0.0.1:``port``."""
     return [
         str(functions_framework_binary()),
         f"--target={target}",
-        f"--signature-type={SIGNATURE_TYPES[target]}",
-        f"--source={ROOT / 'main.py'}",
+        f"--signature-type={signature_type or SIGNATURE_TYPES[target]}",
+        f"--source={source or ROOT / 'main.py'}",
         f"--host={HOST}",
         f"--port={port}",
     ]
@@ -76,8 +81,11 @@ def function_command(target: str, port: int) -> list[str]:
 
 def function_env(env: Mapping[str, str], target: str) -> dict[str, str]:
     """``env`` plus what Cloud Functions sets: ``FUNCTION_TARGET`` makes ``main.py`` validate
-    the target's settings at start-up, as it does when deployed."""
-    return {**env, "PYTHONUNBUFFERED": "1", "FUNCTION_TARGET": target}
+    the target's settings at start-up, as it does when deployed; ``THREADS`` (unless ``env``
+    sets it) is the table's concurrency, as Terraform sets it."""
+    spec = BY_NAME.get(target)
+    threads = {"THREADS": str(spec.concurrency)} if spec is not None else {}
+    return {**threads, **env, "PYTHONUNBUFFERED": "1", "FUNCTION_TARGET": target}
 
 
 def start_function(
@@ -87,13 +95,17 @@ def start_function(
     *,
     port: int | None = None,
     threads: int | None = None,
+    source: Path | None = None,
+    signature_type: str | None = None,
 ) -> ServedFunction:
-    """Start ``functions-framework --target TARGET`` on 127.0.0.1; returns once it listens."""
+    """Start ``functions-framework --target TARGET`` on 127.0.0.1; returns once it listens.
+
+    ``source`` and ``signature_type`` serve another file than ``main.py`` (the benchmarks)."""
     port = port or free_port()
     if not port_is_free(port):
         raise EmulatorError(f"function {target}: port {port} on {HOST} is already in use")
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    command = function_command(target, port)
+    command = function_command(target, port, source=source, signature_type=signature_type)
     process_env = function_env({**os.environ, **env}, target)
     if threads is not None:
         process_env["THREADS"] = str(threads)
@@ -118,7 +130,7 @@ def start_function(
 
 @contextlib.contextmanager
 def serving(
-    target: str, env: Mapping[str, str], log_path: Path, **options: int | None
+    target: str, env: Mapping[str, str], log_path: Path, **options: Any
 ) -> Iterator[ServedFunction]:
     served = start_function(target, env, log_path, **options)
     try:

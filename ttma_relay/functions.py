@@ -5,7 +5,7 @@ table); ``handlers.wiring`` validates each row's settings and builds its clients
 ``devstack`` serves each row with its signature type, its settings and, for subscribers, a push
 subscription with the row's ack deadline; ``tests/integration/test_terraform_contract.py`` holds
 ``terraform/functions.tf`` and ``terraform/pubsub.tf`` to the table (entry points, environment,
-ingress, timeouts, ack deadlines). Adding a fifth function starts here.
+ingress, timeouts, concurrency and threads, ack deadlines). Adding a fifth function starts here.
 
 ``touches`` names what a function's code may reach, as ``kind:thing``: ``firestore:deliveries``
 (the delivery records, markers, checkpoint), ``firestore:calls`` (the index), ``pubsub:publish``
@@ -30,6 +30,9 @@ class FunctionSpec:
     env: frozenset[str]  # every variable the settings read (Terraform sets exactly these)
     timeout_seconds: int  # the function's request timeout (Terraform's service_config)
     touches: frozenset[str]
+    # Requests one instance serves at once: Cloud Run's max_instance_request_concurrency and
+    # gunicorn's THREADS, in Terraform and in the local stack (BENCHMARKS.md: the sizing).
+    concurrency: int
     ack_deadline_seconds: int | None = None  # push: the subscription's, = the request timeout
 
     @property
@@ -52,6 +55,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         env=settings.INGEST_ENV,
         timeout_seconds=60,
         touches=frozenset({"firestore:deliveries", "pubsub:publish"}),
+        concurrency=20,
     ),
     FunctionSpec(
         name="archive_transcript",
@@ -61,6 +65,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         timeout_seconds=120,
         ack_deadline_seconds=120,
         touches=frozenset({"firestore:calls", "storage:archive", "vendor:api"}),
+        concurrency=10,
     ),
     FunctionSpec(
         name="archive_recording",
@@ -70,6 +75,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         timeout_seconds=300,
         ack_deadline_seconds=300,
         touches=frozenset({"firestore:calls", "storage:archive", "vendor:api"}),
+        concurrency=4,
     ),
     FunctionSpec(
         name="reconcile",
@@ -78,6 +84,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         env=settings.RECONCILE_ENV,
         timeout_seconds=540,
         touches=frozenset({"firestore:deliveries", "pubsub:publish", "vendor:api"}),
+        concurrency=1,
     ),
 )
 

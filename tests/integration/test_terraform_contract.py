@@ -130,6 +130,20 @@ def test_each_terraform_function_has_the_table_s_ingress_and_timeout(terraform_f
             assert timeout == str(spec.timeout_seconds), name
 
 
+def test_each_function_serves_the_table_s_concurrency_with_as_many_threads(
+    functions_tf, terraform_functions
+):
+    """Cloud Run's concurrency and gunicorn's THREADS are the table's, so an instance runs as
+    many requests at once as it is sent (functions-framework's default is 4 x CPUs)."""
+    concurrency = {
+        key: int(value) for key, value in _top_level_entries(_block(functions_tf, "concurrency")).items()
+    }
+    assert concurrency == {spec.name: spec.concurrency for spec in FUNCTIONS}
+    for name, deployed in terraform_functions.items():
+        assert deployed["concurrency"] == f"local.concurrency.{name}", name
+        assert f"THREADS = tostring(local.concurrency.{name})" in deployed["env"], name
+
+
 def test_push_subscriptions_have_the_table_s_ack_deadlines():
     pubsub = _strip_comments((TERRAFORM / "pubsub.tf").read_text())
     body = _block(pubsub, "subscriber_functions")
