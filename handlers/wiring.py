@@ -13,35 +13,25 @@ that line is in its log.
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from google.cloud import firestore, storage
-
-from handlers.ingest import IngestDeps
-from handlers.reconcile import ReconcileDeps
-from handlers.subscriber import ArchiveDeps
-from ttma_relay.adapters.archive_store import ArchiveStore
-from ttma_relay.adapters.call_index import CallIndex
-from ttma_relay.adapters.deliveries import (
-    LEASE_MARGIN_SECONDS,
-    DeliveryClaims,
-)
-from ttma_relay.adapters.publisher import CallEventPublisher
-from ttma_relay.adapters.ttma_api import TtmaClient
 from ttma_relay.functions import BY_NAME
 from ttma_relay.logs import log_event
-from ttma_relay.reconcile import build_reconciler
-from ttma_relay.settings import (
-    ArchiveSettings,
-    GoogleSettings,
-    IngestSettings,
-    ReconcileSettings,
-)
+
+if TYPE_CHECKING:  # each builder imports what it builds: a function loads only its own clients
+    from google.cloud import firestore
+
+    from handlers.ingest import IngestDeps
+    from handlers.reconcile import ReconcileDeps
+    from handlers.subscriber import ArchiveDeps
+    from ttma_relay.adapters.publisher import CallEventPublisher
+    from ttma_relay.settings import GoogleSettings, IngestSettings, ReconcileSettings
 
 T = TypeVar("T")
 WARM_UP_DOCUMENT = "_warm-up"  # never written: a read of it is a round trip, nothing more
@@ -109,11 +99,15 @@ def reset() -> None:
 
 
 def firestore_client(google: GoogleSettings) -> firestore.Client:
+    from google.cloud import firestore
+
     return firestore.Client(project=google.project, database=google.firestore_database)
 
 
 def call_event_publisher(google: GoogleSettings, topic: str) -> CallEventPublisher:
-    client = CallEventPublisher.low_latency_client()
+    from ttma_relay.adapters.publisher import CallEventPublisher
+
+    client = CallEventPublisher.new_client()
     return CallEventPublisher(client, client.topic_path(google.project, topic))
 
 
@@ -132,6 +126,10 @@ def _deliveries_and_topic(
 
 def ingest_deps() -> IngestDeps:
     def build() -> IngestDeps:
+        from handlers.ingest import IngestDeps
+        from ttma_relay.adapters.deliveries import LEASE_MARGIN_SECONDS, DeliveryClaims
+        from ttma_relay.settings import IngestSettings
+
         settings = IngestSettings.from_env()
         client, publisher = _deliveries_and_topic("ingest", settings)
         return IngestDeps(
@@ -152,6 +150,14 @@ def archive_deps() -> ArchiveDeps:
     """Clients of ``archive_transcript`` and ``archive_recording`` (one set per instance)."""
 
     def build() -> ArchiveDeps:
+        from google.cloud import storage
+
+        from handlers.subscriber import ArchiveDeps
+        from ttma_relay.adapters.archive_store import ArchiveStore
+        from ttma_relay.adapters.call_index import CallIndex
+        from ttma_relay.adapters.ttma_api import TtmaClient
+        from ttma_relay.settings import ArchiveSettings
+
         settings = ArchiveSettings.from_env()
         storage_client = storage.Client(project=settings.google.project)
         bucket = storage_client.bucket(settings.archive_bucket)
@@ -174,6 +180,11 @@ def reconcile_deps() -> ReconcileDeps:
     """Clients of ``reconcile``: the vendor API, the delivery records and the topic."""
 
     def build() -> ReconcileDeps:
+        from handlers.reconcile import ReconcileDeps
+        from ttma_relay.adapters.ttma_api import TtmaClient
+        from ttma_relay.reconcile import build_reconciler
+        from ttma_relay.settings import ReconcileSettings
+
         settings = ReconcileSettings.from_env()
         client, publisher = _deliveries_and_topic("reconcile", settings)
         reconciler = build_reconciler(
@@ -225,6 +236,24 @@ def warm_in_worker(target: str | None) -> None:
             target=warm_quietly, name="warm-up", daemon=True
         ).start()
     )
+
+
+def import_handler(target: str) -> object:
+    """The module of ``target``'s handler (``handlers.<target>``), imported on first use: an
+    instance loads its own function's code and clients, not the other functions'."""
+    return importlib.import_module(f"handlers.{BY_NAME[target].name}")
+
+
+def prepare(target: str | None) -> None:
+    """What ``main.py`` does at start-up, for the function this instance serves (Cloud
+    Functions and functions-framework set ``FUNCTION_TARGET``): validate its settings, import
+    its handler and client libraries (before gunicorn forks, so every worker has them), and
+    warm its clients in each worker. Another target, or none, does nothing."""
+    if target not in BY_NAME:
+        return
+    validate_settings_for(target)
+    import_handler(target)
+    warm_in_worker(target)
 
 
 def validate_settings_for(target: str | None) -> None:

@@ -322,7 +322,7 @@ def test_replay_after_the_fault_is_fixed_delivers_identical_bytes(setup: Setup) 
             "dead_letter_policy": {"dead_letter_topic": setup.topic_path(setup.dead_letter_topic),
                                    "max_delivery_attempts": 5},
         })  # fmt: skip
-        publisher = CallEventPublisher(CallEventPublisher.low_latency_client(), setup.topic_path())
+        publisher = CallEventPublisher(CallEventPublisher.new_client(), setup.topic_path())
         originals = {}
         for data in messages:
             attributes = message_attributes(json.loads(data), "webhook")

@@ -154,7 +154,7 @@ def test_terraform_shaped_push_delivers_json_body_and_attribute_headers(
             == terraform_settings["subscription"]["ack_deadline_seconds"]
         )
         publisher = CallEventPublisher(
-            CallEventPublisher.low_latency_client(), publisher_client.topic_path(project, topic)
+            CallEventPublisher.new_client(), publisher_client.topic_path(project, topic)
         )
         sent = {}
         for data in _envelopes():

@@ -46,7 +46,7 @@ def test_worker_handles_every_call_once_and_retries_a_failure(
     webhook = DATA.read_bytes()
     call = json.loads(webhook)["data"]
     others = [dict(call, id=f"v3:worker-{n}") for n in range(3)]
-    publisher = CallEventPublisher(CallEventPublisher.low_latency_client(), topic)
+    publisher = CallEventPublisher(CallEventPublisher.new_client(), topic)
     messages = [(webhook, "webhook"), (webhook, "webhook")]  # a duplicate delivery
     messages += [(reconcile_envelope(other), "reconcile") for other in others]
     for data, source in messages:

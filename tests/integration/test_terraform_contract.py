@@ -135,9 +135,8 @@ def test_each_function_serves_the_table_s_concurrency_with_as_many_threads(
 ):
     """Cloud Run's concurrency and gunicorn's THREADS are the table's, so an instance runs as
     many requests at once as it is sent (functions-framework's default is 4 x CPUs)."""
-    concurrency = {
-        key: int(value) for key, value in _top_level_entries(_block(functions_tf, "concurrency")).items()
-    }
+    entries = _top_level_entries(_block(functions_tf, "concurrency"))
+    concurrency = {key: int(value) for key, value in entries.items()}
     assert concurrency == {spec.name: spec.concurrency for spec in FUNCTIONS}
     for name, deployed in terraform_functions.items():
         assert deployed["concurrency"] == f"local.concurrency.{name}", name

@@ -13,7 +13,6 @@ import itertools
 import json
 import random
 import uuid
-from concurrent.futures import Future
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -491,31 +490,48 @@ def test_problems_name_places_and_types_never_the_payloads_values():
 # --- the conftest hook: every message CallEventPublisher publishes is checked ----------------
 
 
-class RecordingClient:
+class RecordingRpc:
+    """Stands in for the generated client's Publish RPC (beneath ``PublisherClient.publish``)."""
+
     def __init__(self) -> None:
         self.published: list[tuple[bytes, dict[str, str]]] = []
 
-    def publish(self, topic: str, data: bytes, **kwargs: Any) -> Future:
-        kwargs.pop("retry"), kwargs.pop("timeout")
-        self.published.append((data, kwargs))
-        future: Future = Future()
-        future.set_result("message-1")
-        return future
+    def method(self) -> Any:
+        def publish(client: Any, *, topic: str, messages: list[Any], **options: Any) -> Any:
+            assert set(options) == {"retry", "timeout"}
+            self.published += [(m.data, dict(m.attributes)) for m in messages]
+            return SimpleNamespace(message_ids=[f"message-{len(self.published)}"])
+
+        return publish
+
+
+@pytest.fixture
+def recording_client(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, RecordingRpc]:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import pubsub_v1
+    from google.pubsub_v1.services.publisher import PublisherClient as GeneratedClient
+
+    rpc = RecordingRpc()
+    monkeypatch.setattr(GeneratedClient, "publish", rpc.method())
+    client = pubsub_v1.PublisherClient(
+        credentials=AnonymousCredentials(), client_options={"api_endpoint": "127.0.0.1:9"}
+    )
+    return client, rpc
 
 
 def test_the_hook_passes_valid_messages_to_pubsub_and_stops_invalid_ones(
-    _published_messages_match_the_schema: list[str],
+    _published_messages_match_the_schema: list[str], recording_client
 ):
-    client = RecordingClient()
-    publisher = CallEventPublisher(client, "projects/p/topics/t")  # type: ignore[arg-type]
+    client, rpc = recording_client
+    publisher = CallEventPublisher(client, "projects/p/topics/t")
     body = encode(GOLDEN)
     assert publisher.publish(body, message_attributes(GOLDEN, "webhook")).message_id == "message-1"
-    assert client.published == [(body, message_attributes(GOLDEN, "webhook"))]
+    assert rpc.published == [(body, message_attributes(GOLDEN, "webhook"))]
 
     bad = message_attributes(GOLDEN, "webhook") | {"schemaVersion": "2"}
     with pytest.raises(AssertionError, match=r"\$.schemaVersion"):
         publisher.publish(body, bad)
-    assert len(client.published) == 1  # not published
+    assert len(rpc.published) == 1  # not published
     assert len(_published_messages_match_the_schema) == 1  # and the test would fail at teardown
     _published_messages_match_the_schema.clear()  # (this one meant it)
 

@@ -115,7 +115,7 @@ def build_reconciler(project: str, database: str, topic: str, collection: str, a
     from ttma_relay.adapters.ttma_api import TtmaClient
     from ttma_relay.reconcile import build_reconciler
 
-    publisher_client = CallEventPublisher.low_latency_client()
+    publisher_client = CallEventPublisher.new_client()
     return build_reconciler(
         firestore.Client(project=project, database=database),
         collection,

@@ -452,7 +452,7 @@ def replay_command(
     if "/" not in subscription:
         subscription = f"projects/{project}/subscriptions/{subscription}"
     subscriber = pubsub_v1.SubscriberClient()
-    publisher_client = CallEventPublisher.low_latency_client()
+    publisher_client = CallEventPublisher.new_client()
     publisher = CallEventPublisher(publisher_client, publisher_client.topic_path(project, topic))
     claims = DeliveryClaims(firestore.Client(project=project, database=database),
                             deliveries_collection)  # fmt: skip
