@@ -8,8 +8,9 @@ gives them (``devstack.stack.services.function_settings_env``). It provisions wh
 provisions (``devstack.stack.provision``: topic, dead-letter topic and hold subscription, one
 push subscription per archiver, the bucket) under names of its own (a ``bench-lag-<hex>`` topic,
 bucket and index collection), so that it shares the runner's emulators with other sections
-without meeting their data. The floor gets its own topic and one push subscription to an HTTP
-server in this process.
+without meeting their data; at the end it deletes its topics, subscriptions and bucket (the
+index and delivery documents stay: a few hundred small ones). The floor gets its own topic and
+one push subscription to an HTTP server in this process.
 
 **A pipeline round**: the sandbox records a call with its recording ready at once (64 KiB);
 the bench builds the ``call.ended`` delivery the sandbox's sender would (that call as ``data``,
@@ -33,7 +34,8 @@ machine, truncated to the millisecond by ``ttma_relay.logs``; the bench adds 0.5
 error is ±0.5 ms) minus ``t0``. The log files are tailed every 2 ms only to know when to go
 on: that polling delays the next round, never the figure. Writing the line (a JSON dump and a
 flush) comes ~0.1 ms after the index commit returns. The handler's own ``latencyMs`` in the same
-line gives its start, hence the decomposition rows (push arrival, handler time). Not in the
+line gives its start, hence the decomposition rows (push arrival, handler time, and the handler
+times split by whether the other archiver's handler ran at the same moment). Not in the
 lag: the Pub/Sub ack and anything downstream of the index.
 
 **The push floor**: publish one message (the same low-latency publisher settings as ingest) to
@@ -114,7 +116,7 @@ TITLE = "End-to-end lag: webhook → archived, next to the Pub/Sub push floor"
 FUNCTIONS = ("ingest", "archive_transcript", "archive_recording")
 ARCHIVERS = ("archive_transcript", "archive_recording")
 EMULATOR_VARS = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
-FULL_ROUNDS, QUICK_ROUNDS = 80, 5
+FULL_ROUNDS, QUICK_ROUNDS = 100, 5
 FULL_WARMUP, QUICK_WARMUP = 5, 2
 QUIET_EVERY = 20  # rounds between waits for a quiet machine (each costs 0.5 s to 15 s)
 SECTION_BUDGET_SECONDS = 80.0  # no round starts later than this after the section began
@@ -130,12 +132,16 @@ START_TIMEOUT_SECONDS = 60.0
 DEADLINE_MARGIN_SECONDS = 10.0  # stop starting rounds this long before the run's deadline
 LOG_TIME_CORRECTION_MS = 0.5  # log times are truncated to the millisecond
 COLUMNS = ["path", "n", "p50_ms", "p95_ms", "p99_ms", "mean_ms", "min_ms", "max_ms"]
-# Proposed after measuring on 2 cores (see the module's commit and the section's notes): the
-# pipeline's p50 may exceed the push floor's p50 by at most this much (ms).
-TRANSCRIPT_OVER_FLOOR_LIMIT_MS = 250.0
-RECORDING_OVER_FLOOR_LIMIT_MS = 300.0
-TRANSCRIPT_P95_LIMIT_MS = 500.0
-RECORDING_P95_LIMIT_MS = 600.0
+# How far the pipeline's lag may exceed the push floor (ms), at p50 and p95. Proposed after an
+# 80-round run on 2 cores: the excess was transcript +36 / recording +42 ms at p50 and +25 / +37
+# ms at p95 (ingest until its publish, functions-framework, the handler). Both sides carry the
+# emulator's 0-100 ms push wait, so a p50 of 80-100 samples moves by ~±6 ms and a difference of
+# two by ~±8 ms: the limits leave ~3 of those above the measured excess, to catch a real
+# regression (an extra round trip per archiver costs 5-10 ms; two would show) and not noise.
+TRANSCRIPT_P50_OVER_FLOOR_LIMIT_MS = 60.0
+RECORDING_P50_OVER_FLOOR_LIMIT_MS = 75.0
+TRANSCRIPT_P95_OVER_FLOOR_LIMIT_MS = 75.0
+RECORDING_P95_OVER_FLOOR_LIMIT_MS = 100.0
 
 
 @dataclass(frozen=True)
@@ -439,6 +445,21 @@ def delete_pubsub_resources(stack: LagStack, publisher: Any, subscriber: Any) ->
             publisher.delete_topic(request={"topic": publisher.topic_path(project, name)})
 
 
+def delete_bucket(stack: LagStack) -> None:
+    """Empty and delete this run's bucket (best effort): the storage emulator is shared, and
+    in memory."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    config = stack.config
+    with contextlib.suppress(Exception):
+        client = storage.Client(project=config.project, credentials=AnonymousCredentials())
+        bucket = client.bucket(config.bucket)
+        for blob in bucket.list_blobs():
+            blob.delete()
+        bucket.delete()
+
+
 # ------------------------------------------------------------------------------ the rounds
 @dataclass
 class Samples:
@@ -450,6 +471,13 @@ class Samples:
     ingest_start: list[float] = field(default_factory=list)
     push_arrival: dict[str, list[float]] = field(default_factory=lambda: {a: [] for a in ARCHIVERS})
     handler: dict[str, list[float]] = field(default_factory=lambda: {a: [] for a in ARCHIVERS})
+    # the handlers' times, split by whether the other archiver's handler ran at the same time
+    handler_overlapping: dict[str, list[float]] = field(
+        default_factory=lambda: {a: [] for a in ARCHIVERS}
+    )
+    handler_alone: dict[str, list[float]] = field(
+        default_factory=lambda: {a: [] for a in ARCHIVERS}
+    )
     calls: list[dict[str, Any]] = field(default_factory=list)
     recording_line_after_object: list[float] = field(default_factory=list)
 
@@ -530,6 +558,11 @@ class Rounds:
             line = lines[name]
             samples.push_arrival[name].append((line.at - line.latency_ms / 1000 - sent) * 1000)
             samples.handler[name].append(line.latency_ms)
+        spans = [(x.at - x.latency_ms / 1000, x.at) for x in (lines[a] for a in ARCHIVERS)]
+        overlapping = min(spans[0][1], spans[1][1]) > max(spans[0][0], spans[1][0])
+        split = samples.handler_overlapping if overlapping else samples.handler_alone
+        for name in ARCHIVERS:
+            split[name].append(lines[name].latency_ms)
 
 
 def check_archived(stack: LagStack, samples: Samples, recording_lines: LogFollower) -> list[str]:
@@ -637,6 +670,7 @@ def run(context: BenchContext) -> Section:
                 follower.close()
             stack.stop()
             delete_pubsub_resources(stack, publisher, subscriber)
+            delete_bucket(stack)
             subscriber.close()
             publisher.stop()
     return build_section(samples, problems, outcomes, pushes, notes, started_s, began, context)
@@ -677,6 +711,14 @@ def build_section(
         _row("  webhook → archive_recording handler start", samples.push_arrival[ARCHIVERS[1]]),
         _row("  archive_transcript handler", samples.handler[ARCHIVERS[0]]),
         _row("  archive_recording handler", samples.handler[ARCHIVERS[1]]),
+        *(
+            _row(f"    {name} handler, {how}", split[name])
+            for how, split in (
+                ("the other one running", samples.handler_overlapping),
+                ("alone", samples.handler_alone),
+            )
+            for name in ARCHIVERS
+        ),
         _row("  recording.mp3 timeCreated → its log line", samples.recording_line_after_object),
     ]
     floor_p50 = percentile(samples.floor, 50)
@@ -688,27 +730,19 @@ def build_section(
     }
     targets = [
         Target(
-            "transcript lag p50 - push floor p50 (ms)",
-            round(transcript_p50 - floor_p50, 1),
-            TRANSCRIPT_OVER_FLOOR_LIMIT_MS,
-        ),
-        Target(
-            "recording lag p50 - push floor p50 (ms)",
-            round(recording_p50 - floor_p50, 1),
-            RECORDING_OVER_FLOOR_LIMIT_MS,
-        ),
-        Target(
-            "transcript lag p95 (ms)",
-            round(percentile(samples.transcript, 95), 1),
-            TRANSCRIPT_P95_LIMIT_MS,
-        ),
-        Target(
-            "recording lag p95 (ms)",
-            round(percentile(samples.recording, 95), 1),
-            RECORDING_P95_LIMIT_MS,
-        ),
+            f"{part} lag p{q} - push floor p{q} (ms)",
+            round(percentile(lags, q) - percentile(samples.floor, q), 1),
+            limit,
+        )
+        for part, lags, q, limit in (
+            ("transcript", samples.transcript, 50, TRANSCRIPT_P50_OVER_FLOOR_LIMIT_MS),
+            ("recording", samples.recording, 50, RECORDING_P50_OVER_FLOOR_LIMIT_MS),
+            ("transcript", samples.transcript, 95, TRANSCRIPT_P95_OVER_FLOOR_LIMIT_MS),
+            ("recording", samples.recording, 95, RECORDING_P95_OVER_FLOOR_LIMIT_MS),
+        )
     ]
     floor = sorted(samples.floor) or [math.nan]
+    overlapped = len(samples.handler_overlapping[ARCHIVERS[0]])
     deciles = [round(percentile(floor, q)) for q in range(10, 100, 10)]
     notes = [
         *notes,
@@ -716,11 +750,18 @@ def build_section(
         "archived = the archiver's 'archived' log line (objects and index committed), its time "
         "± 0.5 ms; t0 = just before the signed POST to ingest; each round starts at a random "
         "0-100 ms phase",
-        f"push floor: min {floor[0]:.1f} ms (publish + push, no wait), max {floor[-1]:.1f} ms, "
+        f"push floor: min {floor[0]:.1f} ms (≈ publish + push without the wait, given enough "
+        f"rounds), max {floor[-1]:.1f} ms, "
         f"deciles {deciles} ms: about uniform over the emulator's 100 ms idle check (PushLoop "
         "sleeps 100 ms whenever its subscription has no message; one push in flight per "
         f"subscription); the endpoint got {pushes} pushes for "
         f"{len(samples.floor) + context.scaled(FULL_WARMUP, QUICK_WARMUP)} messages",
+        f"the two archivers' handlers overlapped in {overlapped} of {len(samples.calls)} "
+        "rounds, each slower then (p50 rows above): two cores shared "
+        "with the emulators, and both write the same index document (the later create gets "
+        "Conflict, CallIndex.record re-reads and updates); the logs do not tell the two apart",
+        "the ratios are mostly the emulator's push wait on both sides (0-100 ms, p50 ≈ 50 ms); "
+        "the targets are on the difference, the pipeline's own work",
         f"log outcomes: {json.dumps(outcomes, sort_keys=True)}",
         "archive check (objects + index, from outside): "
         + (
