@@ -52,10 +52,8 @@ soak: venv ## N calls (default 60) under faults on its own stack; non-zero on an
 deploy-proof: venv ## the zip Terraform deploys, on python312, with its env, end to end (emulators)
 	$(BIN)/python scripts/deploy_artifact_proof.py
 
-bench: venv ## benchmarks (print figures; not part of the test suite)
-	$(BIN)/python bench/ingest_latency.py
-	$(BIN)/python bench/archive_recording_bench.py
-	$(BIN)/python bench/reconcile_throughput.py
+bench: venv ## benchmarks side by side with their floors (~10 min): table, ratios, bench/results/
+	$(BIN)/python -m bench $(SECTIONS)
 
 fuzz: venv ## fuzz ingest at the HTTP edge, long (TTMA_FUZZ_EXAMPLES=100000); report in .devstack/
 	@mkdir -p .devstack

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench import report
 from bench.common import BenchContext, Section, quick_mode
-from devstack.emulators import build_emulators
+from devstack.emulators import EmulatorError, EmulatorSet, build_emulators
 
 SECTIONS = (
     "http_chain",
@@ -31,13 +31,25 @@ PROJECT = "ttma-bench"
 RUN_BUDGET_SECONDS = 20 * 60
 
 
+def start_emulators(logs: Path, attempts: int = 3) -> EmulatorSet:
+    """The three emulators on free ports; again on new ports if one was taken meanwhile."""
+    for attempt in range(1, attempts + 1):
+        emulators = build_emulators(PROJECT)
+        try:
+            emulators.start(logs)
+            return emulators
+        except EmulatorError:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
+
+
 def run_sections(names: list[str], *, results: Path | None = None) -> Path:
     """Run the named sections (all: ``SECTIONS``) and write the report; returns the JSON."""
     quick = quick_mode()
     logs = Path(tempfile.mkdtemp(prefix="ttma-bench-"))
     started = time.monotonic()
-    emulators = build_emulators(PROJECT)
-    emulators.start(logs)
+    emulators = start_emulators(logs)
     sections: list[Section] = []
     context = BenchContext(
         logs=logs,

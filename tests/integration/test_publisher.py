@@ -92,3 +92,23 @@ def test_publish_to_an_unreachable_server_gives_up_within_its_timeout(monkeypatc
     with pytest.raises(gexc.GoogleAPIError):
         publisher.publish(*_message(), timeout=0.5)
     assert time.monotonic() - started < 3
+
+
+def test_warm_connects_and_publishes_nothing(emulators, topic_with_subscription, subscriber_client):
+    topic, subscription = topic_with_subscription
+    client = CallEventPublisher.new_client()
+    publisher = CallEventPublisher(
+        client, client.topic_path(emulators["GOOGLE_CLOUD_PROJECT"], topic)
+    )
+    publisher.warm(5)
+    response = subscriber_client.pull(subscription=subscription, max_messages=10, timeout=5)
+    assert list(response.received_messages) == []
+
+
+def test_warm_on_a_missing_topic_raises_not_found(emulators):
+    client = CallEventPublisher.new_client()
+    publisher = CallEventPublisher(
+        client, client.topic_path(emulators["GOOGLE_CLOUD_PROJECT"], "no-such-topic-for-warm")
+    )
+    with pytest.raises(gexc.NotFound):
+        publisher.warm(5)

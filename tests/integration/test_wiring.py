@@ -30,7 +30,14 @@ def test_every_function_of_the_table_has_a_builder():
 
 @pytest.mark.parametrize("function", ["ingest", "archive_transcript", "reconcile"])
 def test_building_a_function_s_clients_warms_each_once(
-    function, log_lines, function_env, emulators, topic_with_subscription, unique, sandbox
+    function,
+    log_lines,
+    function_env,
+    emulators,
+    topic_with_subscription,
+    unique,
+    sandbox,
+    firestore_client,
 ):
     topic, _ = topic_with_subscription
     function_env({
@@ -53,6 +60,11 @@ def test_building_a_function_s_clients_warms_each_once(
                 "archive_transcript": {"firestoreMs", "storageMs"}}[function]  # fmt: skip
     assert expected <= set(line), line
     assert line["severity"] == "INFO" and "failures" not in line, line
+    # the warm-up's commit was refused: it wrote nothing
+    collection = {"archive_transcript": "ttma_calls"}.get(function, "ttma_deliveries")
+    assert (
+        not firestore_client.collection(collection).document(wiring.WARM_UP_DOCUMENT).get().exists
+    )
 
 
 def test_a_warm_up_that_fails_is_logged_and_the_build_goes_on(log_lines):

@@ -49,11 +49,19 @@ class CallEventPublisher:
         return self._topic_path
 
     def warm(self, timeout: float) -> None:
-        """Connect the gRPC channel now, without an RPC (a publish would deliver a message):
-        the first webhook then does not pay for connecting."""
+        """Connect the gRPC channel, then send a Publish of no message, which Pub/Sub refuses
+        (``InvalidArgument``, "message_count is too small") and which delivers nothing: the
+        first webhook then finds the channel and the RPC's path warm. ``NotFound`` (no topic)
+        or ``PermissionDenied`` (no role) is raised: the warm-up logs it as a failure."""
         import grpc
+        from google.api_core import exceptions as gexc
 
         grpc.channel_ready_future(self._client.transport.grpc_channel).result(timeout=timeout)
+        try:
+            self._rpc_publish(topic=self._topic_path, messages=[], retry=None, timeout=timeout)
+        except gexc.InvalidArgument:
+            return
+        raise AssertionError("Pub/Sub accepted a Publish of no message")
 
     @staticmethod
     def new_client() -> pubsub_v1.PublisherClient:
