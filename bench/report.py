@@ -164,7 +164,7 @@ def plot(sections: list[Section], path: Path) -> Path | None:
     for axis, section in zip(axes[:, 0], panels, strict=True):
         labels = list(section.distributions)
         data = [section.distributions[label] for label in labels]
-        axis.boxplot(data, vert=False, showfliers=False, whis=(1, 99))
+        axis.boxplot(data, orientation="horizontal", showfliers=False, whis=(1, 99))
         axis.set_yticks(range(1, len(labels) + 1), labels)
         axis.set_xscale("log")
         axis.set_xlabel("ms (box: p25-p75, line: p50, whiskers: p1-p99)")

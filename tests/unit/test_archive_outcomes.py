@@ -129,6 +129,7 @@ def test_every_outcome_logged_here_is_in_the_contract(log_lines):
 
 ROOT = REPO_ROOT
 RECONCILE_OUTCOMES = {"ok", "incomplete"}
+WARM_UP_OUTCOMES = {"warmed", "warm_up_failed"}
 REASON = re.compile(r"`([a-z0-9]+(?:_[a-z0-9]+)+)`")
 
 
@@ -152,6 +153,9 @@ def test_the_architecture_doc_lists_every_outcome_the_code_logs():
     assert ticked(reconcile.split(".", 1)[0]) == RECONCILE_OUTCOMES
     source = (ROOT / "handlers" / "reconcile.py").read_text()
     assert all(f'"{outcome}"' in source for outcome in RECONCILE_OUTCOMES)
+    start_up = reconcile.split(".", 1)[1].split("(see", 1)[0]
+    wiring = (ROOT / "handlers" / "wiring.py").read_text()
+    assert ticked(start_up) == set(re.findall(r'outcome="(\w+)"', wiring)) == WARM_UP_OUTCOMES
 
 
 def test_the_archive_doc_lists_the_outcomes_and_the_poison_reasons_the_code_has():

@@ -36,7 +36,7 @@ def test_each_package_s_docstring_draws_every_module_and_subpackage(package):
 def test_every_package_with_modules_is_drawn():
     packages = {
         str(init.parent.relative_to(REPO_ROOT))
-        for top in ("ttma_relay", "handlers", "devstack")
+        for top in ("ttma_relay", "handlers", "devstack", "bench")
         for init in (REPO_ROOT / top).rglob("__init__.py")
         if "__pycache__" not in init.parts
     }
