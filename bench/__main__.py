@@ -57,6 +57,7 @@ def run_sections(names: list[str], *, results: Path | None = None) -> Path:
         project=PROJECT,
         quick=quick,
         deadline=started + RUN_BUDGET_SECONDS,
+        pids=emulators.pids,
     )
     saved_env = dict(os.environ)
     try:

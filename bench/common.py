@@ -35,6 +35,7 @@ class BenchContext:
     quick: bool = False  # BENCH_QUICK=1: small counts (the smoke test), figures meaningless
     deadline: float = math.inf  # time.monotonic() by which the whole run should be done
     quiet_waits: list[dict[str, float]] = field(default_factory=list)
+    pids: dict[str, int] = field(default_factory=dict)  # the emulators' process-group leaders
 
     def scaled(self, full: int, quick: int) -> int:
         """A count: ``full`` normally, ``quick`` under BENCH_QUICK."""
@@ -135,6 +136,22 @@ def wait_for_quiet(
         waited = time.monotonic() - started
         if seen >= idle or waited >= max_wait:
             return {"waited_s": round(waited, 2), "idle": round(seen, 3)}
+
+
+def cpu_seconds(process_groups: Iterable[int]) -> float:
+    """User + system CPU seconds used so far by every live process of these process groups
+    (from /proc; a process that exited meanwhile is not counted)."""
+    groups = set(process_groups)
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) in groups:  # fields after the name: state, ppid, pgrp, ...
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 def interleaved(rounds: int, names: Iterable[str]) -> list[tuple[int, str]]:

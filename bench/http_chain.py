@@ -20,20 +20,29 @@ settling point (``EMULATOR_WARM_OPERATIONS``), each served variant with warm-up 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 import verify
-from bench.common import BenchContext, Section, Target, interleaved, ratio, summarize
+from bench.common import (
+    BenchContext,
+    Section,
+    Target,
+    cpu_seconds,
+    interleaved,
+    ratio,
+    summarize,
+)
 from devstack.functions import ServedFunction, start_function
 from ttma_relay.contract.sample_delivery import sample_delivery
 from ttma_relay.functions import BY_NAME
@@ -43,7 +52,7 @@ VARIANTS_SOURCE = Path(__file__).with_name("variants.py")
 EMULATOR_WARM_OPERATIONS = 15_000  # the emulators' latency settles after ~10k operations
 SERVED = ("http floor", "chain floor", "ingest", "sample pattern")
 SEQUENTIAL = ("http floor", "in-process", "chain floor", "ingest", "sample pattern")
-CONCURRENCY = (8, 32)
+CONCURRENCY = (8, 20, 32)  # 20: ingest's Cloud Run concurrency (ttma_relay.functions)
 
 
 def signed_request(secret: str = SECRET) -> tuple[bytes, dict[str, str]]:
@@ -70,30 +79,66 @@ def post_sequentially(client: httpx.Client, url: str, count: int) -> tuple[list[
     return latencies, failures
 
 
+def raw_post(url: str, body: bytes, headers: dict[str, str]) -> bytes:
+    """The bytes of an HTTP/1.1 keep-alive POST of ``body`` to ``url``'s path."""
+    parsed = urlsplit(url)
+    lines = [
+        f"POST {parsed.path or '/'} HTTP/1.1",
+        f"Host: {parsed.netloc}",
+        f"Content-Length: {len(body)}",
+        "Connection: keep-alive",
+    ]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    """Read one response (``Content-Length`` framed, as functions-framework answers); its
+    status code."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return status
+
+
 def post_concurrently(url: str, count: int, concurrency: int) -> dict[str, Any]:
-    """``count`` deliveries from ``concurrency`` closed-loop clients: req/s and latencies."""
-    requests = [signed_request() for _ in range(count)]
+    """``count`` deliveries from ``concurrency`` closed-loop keep-alive connections: req/s and
+    latencies. One asyncio loop writes pre-built requests, so the client costs little CPU
+    beside the server (an httpx client per thread cost 2-4 ms of CPU per request at 32)."""
+    requests = [raw_post(url, *signed_request()) for _ in range(count)]
     chunks = [requests[i::concurrency] for i in range(concurrency)]
-    barrier = threading.Barrier(concurrency + 1)
+    parsed = urlsplit(url)
 
-    def client_loop(chunk: list[tuple[bytes, dict[str, str]]]) -> tuple[list[float], int]:
-        with httpx.Client(timeout=30) as client:
-            client.head(url)  # connect before the clock starts
-            barrier.wait()
-            latencies, failures = [], 0
-            for body, headers in chunk:
+    async def connection(chunk: list[bytes], start: asyncio.Event) -> tuple[list[float], int]:
+        reader, writer = await asyncio.open_connection(parsed.hostname, parsed.port)
+        await start.wait()
+        latencies, failures = [], 0
+        try:
+            for request in chunk:
                 started = time.perf_counter()
-                response = client.post(url, content=body, headers=headers)
+                writer.write(request)
+                status = await _read_response(reader)
                 latencies.append((time.perf_counter() - started) * 1000)
-                failures += response.status_code != 200
-            return latencies, failures
+                failures += status != 200
+        finally:
+            writer.close()
+        return latencies, failures
 
-    with ThreadPoolExecutor(concurrency) as pool:
-        futures = [pool.submit(client_loop, chunk) for chunk in chunks]
-        barrier.wait()
+    async def everything() -> tuple[list[tuple[list[float], int]], float]:
+        start = asyncio.Event()
+        tasks = [asyncio.create_task(connection(chunk, start)) for chunk in chunks]
+        await asyncio.sleep(0.2)  # every connection open before the clock starts
         started = time.perf_counter()
-        results = [future.result() for future in futures]
-        wall = time.perf_counter() - started
+        start.set()
+        results = await asyncio.gather(*tasks)
+        return results, time.perf_counter() - started
+
+    results, wall = asyncio.run(everything())
     latencies = [ms for chunk, _ in results for ms in chunk]
     return {
         "latencies": latencies,
@@ -333,12 +378,18 @@ def _sequential_section(
 def _concurrent_section(context: BenchContext, served: dict[str, ServedFunction]) -> Section:
     count = context.scaled(480, 16)
     results: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    groups = {"function": 0, **context.pids, "client": os.getpgid(0)}
     for level in CONCURRENCY:
         for _, name in interleaved(context.scaled(2, 1), SERVED):
             context.wait_for_quiet()
-            results.setdefault((level, name), []).append(
-                post_concurrently(served[name].url, count, level)
-            )
+            groups["function"] = served[name].process.pid  # its group: gunicorn's master
+            before = {group: cpu_seconds([pid]) for group, pid in groups.items()}
+            outcome = post_concurrently(served[name].url, count, level)
+            outcome["cpu_ms"] = {
+                group: (cpu_seconds([pid]) - before[group]) * 1000 / count
+                for group, pid in groups.items()
+            }
+            results.setdefault((level, name), []).append(outcome)
     rows, ratios, targets = [], {}, []
     rps: dict[tuple[int, str], float] = {}
     for level in CONCURRENCY:
@@ -347,6 +398,10 @@ def _concurrent_section(context: BenchContext, served: dict[str, ServedFunction]
             latencies = [ms for run in runs for ms in run["latencies"]]
             rps[(level, name)] = sum(run["rps"] for run in runs) / len(runs)
             stats = summarize(latencies)
+            cpu = {
+                group: round(sum(run["cpu_ms"][group] for run in runs) / len(runs), 2)
+                for group in runs[0]["cpu_ms"]
+            }
             rows.append(
                 {
                     "concurrency": level,
@@ -356,6 +411,7 @@ def _concurrent_section(context: BenchContext, served: dict[str, ServedFunction]
                     "p95": round(stats["p95"], 2),
                     "p99": round(stats["p99"], 2),
                     "not 200": sum(run["failures"] for run in runs),
+                    **{f"cpu ms/req {group}": value for group, value in cpu.items()},
                 }
             )
         key = f"ingest / sample pattern req/s at {level}"
@@ -369,11 +425,18 @@ def _concurrent_section(context: BenchContext, served: dict[str, ServedFunction]
     return Section(
         name="http_concurrent",
         title="Webhook throughput, closed-loop clients (req/s, ms)",
-        columns=["concurrency", "variant", "req/s", "p50", "p95", "p99", "not 200"],
+        columns=[
+            *("concurrency", "variant", "req/s", "p50", "p95", "p99", "not 200"),
+            *(f"cpu ms/req {group}" for group in ("function", *context.pids, "client")),
+        ],
         rows=rows,
         ratios=ratios,
         targets=targets,
-        notes=[f"{count} requests per batch; one instance, all on the same 2-core machine"],
+        notes=[
+            f"{count} requests per batch; one instance, all on the same 2-core machine",
+            "cpu ms/req: CPU time per request of the served function's processes, of each "
+            "emulator and of this client, during the batch",
+        ],
     )
 
 
