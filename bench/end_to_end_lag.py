@@ -621,7 +621,7 @@ def run(context: BenchContext) -> Section:
 
         from ttma_relay.adapters.publisher import CallEventPublisher
 
-        publisher = CallEventPublisher.low_latency_client()
+        publisher = CallEventPublisher.new_client()
         subscriber = pubsub_v1.SubscriberClient()
         followers: dict[str, LogFollower] = {}
         try:
