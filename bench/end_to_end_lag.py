@@ -38,7 +38,7 @@ line gives its start, hence the decomposition rows (push arrival, handler time, 
 times split by whether the other archiver's handler ran at the same moment). Not in the
 lag: the Pub/Sub ack and anything downstream of the index.
 
-**The push floor**: publish one message (the same low-latency publisher settings as ingest) to
+**The push floor**: publish one message (through ``CallEventPublisher``, as ingest does) to
 the floor topic and time until the bare endpoint's handler runs (``time.perf_counter`` in this
 process, so no clock error; the endpoint answers 204 before reading anything else). Floor and
 pipeline rounds alternate, the order rotated each round (``bench.common.interleaved``); the
@@ -510,9 +510,11 @@ class Rounds:
         self._seq += 1
         seq = str(self._seq)
         self._dephase()
+        from ttma_relay.adapters.publisher import CallEventPublisher
+
+        floor_publisher = CallEventPublisher(self.publisher, self.stack.floor_topic)
         started = time.perf_counter()
-        future = self.publisher.publish(self.stack.floor_topic, b"{}", seq=seq)
-        future.result(timeout=ROUND_TIMEOUT_SECONDS)
+        floor_publisher.publish(b"{}", {"seq": seq}, timeout=ROUND_TIMEOUT_SECONDS)
         published = time.perf_counter()
         arrived = self.stack.floor.wait_for(seq, ROUND_TIMEOUT_SECONDS)
         if samples is not None:

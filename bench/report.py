@@ -168,7 +168,7 @@ def plot(sections: list[Section], path: Path) -> Path | None:
         axis.set_yticks(range(1, len(labels) + 1), labels)
         axis.set_xscale("log")
         axis.set_xlabel("ms (box: p25-p75, line: p50, whiskers: p1-p99)")
-        axis.set_title(section.title)
+        axis.set_title(section.title, fontsize=10)
         axis.grid(axis="x", alpha=0.3)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
