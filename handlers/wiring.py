@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # each builder imports what it builds: a function loads only 
     from ttma_relay.settings import GoogleSettings, IngestSettings, ReconcileSettings
 
 T = TypeVar("T")
-WARM_UP_DOCUMENT = "_warm-up"  # never written: a read of it is a round trip, nothing more
+WARM_UP_DOCUMENT = "_warm-up"  # never written: reading it and a refused update of it write nothing
 WARM_UP_TIMEOUT_SECONDS = 5.0
 _lock = threading.Lock()
 _cache: dict[str, object] = {}
