@@ -57,13 +57,11 @@ archiver's subscription waits independently. The floor's minimum is the push wit
 its spread (≈ uniform over 100 ms) is the wait. Google's Pub/Sub pushes without such a loop:
 these figures are the emulator's, not the cloud's.
 
-Usage (develop): ``.venv/bin/python bench/end_to_end_lag.py [--quick]`` starts the three
-emulators itself and prints the section as JSON.
+Alone: ``python -m bench end_to_end_lag`` (``BENCH_QUICK=1``: about 5 deliveries).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
@@ -71,7 +69,6 @@ import os
 import random
 import secrets
 import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -94,7 +91,6 @@ from bench.common import (
     Target,
     interleaved,
     percentile,
-    quick_mode,
     ratio,
     summarize,
 )
@@ -787,30 +783,3 @@ def build_section(
         notes=notes,
         seconds=round(time.monotonic() - began, 1),
     )
-
-
-# ---------------------------------------------------------------------------- develop alone
-def main(argv: list[str] | None = None) -> int:
-    from devstack.emulators import build_emulators
-
-    parser = argparse.ArgumentParser(description="the end-to-end lag section, alone")
-    parser.add_argument("--quick", action="store_true", help="~5 deliveries (BENCH_QUICK=1)")
-    args = parser.parse_args(argv)
-    project = "ttma-bench"
-    logs = Path(tempfile.mkdtemp(prefix="bench-lag-"))
-    emulators = build_emulators(project)
-    emulators.start(logs)
-    try:
-        env = {k: v for k, v in emulators.env.items() if k in EMULATOR_VARS}
-        context = BenchContext(
-            logs=logs, env=env, project=project, quick=args.quick or quick_mode()
-        )
-        section = run(context)
-    finally:
-        emulators.stop()
-    print(json.dumps({**section.as_dict(), "quiet_waits": context.quiet_waits}, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

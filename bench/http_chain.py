@@ -438,13 +438,3 @@ def _concurrent_section(context: BenchContext, served: dict[str, ServedFunction]
             "emulator and of this client, during the batch",
         ],
     )
-
-
-def _main() -> None:  # pragma: no cover - a developer's shortcut: python -m bench.http_chain
-    from bench.__main__ import run_sections
-
-    run_sections(["http_chain"])
-
-
-if __name__ == "__main__":
-    _main()

@@ -361,26 +361,5 @@ def run(context: BenchContext) -> Section:
     )
 
 
-def _develop() -> None:
-    """Start the storage and Firestore emulators, run the section, print it, stop them."""
-    import tempfile
-
-    from bench.common import quick_mode
-    from devstack.emulators import build_emulators
-
-    logs = Path(tempfile.mkdtemp(prefix="bench-recording-"))
-    emulators = build_emulators("ttma-bench", include=("firestore", "storage"))
-    emulators.start(logs)
-    try:
-        context = BenchContext(logs, emulators.env, "ttma-bench", quick=quick_mode())
-        section = run(context)
-    finally:
-        emulators.stop()
-    print(json.dumps(section.as_dict(), indent=2, ensure_ascii=False))
-
-
-if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--child":
-        child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
-    else:  # development: python bench/recording_archive.py (BENCH_QUICK=1: quick)
-        _develop()
+if __name__ == "__main__":  # the rows' child processes (alone: python -m bench recording_archive)
+    child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))

@@ -182,15 +182,3 @@ def run(context: BenchContext) -> Section:
         notes=notes,
         seconds=round(time.monotonic() - started, 2),
     )
-
-
-if __name__ == "__main__":  # development: python bench/verify_cost.py (BENCH_QUICK=1: quick)
-    import tempfile
-    from pathlib import Path
-
-    from bench.common import quick_mode
-
-    dev = BenchContext(Path(tempfile.mkdtemp(prefix="bench-verify-")), {}, "ttma-bench")
-    dev.quick = quick_mode()
-    section = run(dev)
-    print(json.dumps({**section.as_dict(), "distributions": "…"}, indent=2, ensure_ascii=False))
