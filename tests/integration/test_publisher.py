@@ -22,6 +22,11 @@ def _message() -> tuple[bytes, dict[str, str]]:
     return encode(envelope, ascii_only=True), message_attributes(envelope, "webhook")
 
 
+def _publisher(emulators, topic: str) -> CallEventPublisher:
+    client = CallEventPublisher.new_client()
+    return CallEventPublisher(client, client.topic_path(emulators["GOOGLE_CLOUD_PROJECT"], topic))
+
+
 def _pull(subscriber_client, subscription: str, count: int) -> list:
     received: list = []
     deadline = time.monotonic() + 20
@@ -35,10 +40,7 @@ def test_publish_delivers_the_bytes_and_attributes_and_returns_the_message_id(
     emulators, topic_with_subscription, subscriber_client
 ):
     topic, subscription = topic_with_subscription
-    client = CallEventPublisher.new_client()
-    publisher = CallEventPublisher(
-        client, client.topic_path(emulators["GOOGLE_CLOUD_PROJECT"], topic)
-    )
+    publisher = _publisher(emulators, topic)
     body, attributes = _message()
     published = publisher.publish(body, attributes)
     [message] = _pull(subscriber_client, subscription, 1)
@@ -76,10 +78,7 @@ def test_publish_starts_no_thread_and_runs_on_the_calling_thread(
 
 
 def test_publish_to_a_missing_topic_raises_not_found(emulators):
-    client = CallEventPublisher.new_client()
-    publisher = CallEventPublisher(
-        client, client.topic_path(emulators["GOOGLE_CLOUD_PROJECT"], "no-such-topic-for-publisher")
-    )
+    publisher = _publisher(emulators, "no-such-topic-for-publisher")
     with pytest.raises(gexc.NotFound):
         publisher.publish(*_message())
 
@@ -96,20 +95,14 @@ def test_publish_to_an_unreachable_server_gives_up_within_its_timeout(monkeypatc
 
 def test_warm_connects_and_publishes_nothing(emulators, topic_with_subscription, subscriber_client):
     topic, subscription = topic_with_subscription
-    client = CallEventPublisher.new_client()
-    publisher = CallEventPublisher(
-        client, client.topic_path(emulators["GOOGLE_CLOUD_PROJECT"], topic)
-    )
+    publisher = _publisher(emulators, topic)
     publisher.warm(5)
     response = subscriber_client.pull(subscription=subscription, max_messages=10, timeout=5)
     assert list(response.received_messages) == []
 
 
 def test_warm_on_a_missing_topic_raises_not_found(emulators):
-    client = CallEventPublisher.new_client()
-    publisher = CallEventPublisher(
-        client, client.topic_path(emulators["GOOGLE_CLOUD_PROJECT"], "no-such-topic-for-warm")
-    )
+    publisher = _publisher(emulators, "no-such-topic-for-warm")
     with pytest.raises(gexc.NotFound):
         publisher.warm(5)
 
@@ -142,11 +135,6 @@ class HeldRpc:
         monkeypatch.setattr(GeneratedClient, "publish", publish)
 
 
-def _publisher(emulators, topic: str) -> CallEventPublisher:
-    client = CallEventPublisher.new_client()
-    return CallEventPublisher(client, client.topic_path(emulators["GOOGLE_CLOUD_PROJECT"], topic))
-
-
 def _in_threads(publisher, count: int, *, timeout: float | None = None) -> tuple[list, list]:
     results: list = []
 
@@ -176,19 +164,26 @@ def _wait_queued(publisher, count: int) -> None:
     assert len(publisher._queue) == count
 
 
+def _queue_behind_held_rpc(publisher, rpc: HeldRpc, count: int) -> tuple[list, list]:
+    """One caller publishes and its RPC is held; ``count`` more queue behind it; then the RPC
+    is released and everybody is done. The first caller's results, and the others'."""
+    first, first_results = _in_threads(publisher, 1)
+    assert rpc.in_first.wait(10)
+    queued, results = _in_threads(publisher, count)
+    _wait_queued(publisher, count)
+    rpc.release.set()
+    for thread in first + queued:
+        thread.join(20)
+    return first_results, results
+
+
 def test_callers_queued_behind_an_rpc_share_the_next_one_and_all_arrive(
     emulators, topic_with_subscription, subscriber_client, monkeypatch
 ):
     topic, subscription = topic_with_subscription
     rpc = HeldRpc(monkeypatch)
     publisher = _publisher(emulators, topic)
-    first, first_results = _in_threads(publisher, 1)
-    assert rpc.in_first.wait(10)
-    queued, results = _in_threads(publisher, 5)
-    _wait_queued(publisher, 5)
-    rpc.release.set()
-    for thread in first + queued:
-        thread.join(20)
+    first_results, results = _queue_behind_held_rpc(publisher, rpc, 5)
     assert rpc.calls == [1, 5]  # one RPC for the five that waited
     outcomes = first_results + results
     assert [kind for kind, _, _ in outcomes] == ["ok"] * 6
@@ -247,13 +242,7 @@ def test_when_a_batch_s_rpc_fails_each_of_its_callers_raises_and_the_next_one_go
     topic, subscription = topic_with_subscription
     rpc = HeldRpc(monkeypatch, fail_call=2)
     publisher = _publisher(emulators, topic)
-    first, _ = _in_threads(publisher, 1)
-    assert rpc.in_first.wait(10)
-    queued, results = _in_threads(publisher, 3)
-    _wait_queued(publisher, 3)
-    rpc.release.set()
-    for thread in first + queued:
-        thread.join(20)
+    _, results = _queue_behind_held_rpc(publisher, rpc, 3)
     assert rpc.calls == [1, 3]
     assert [type(error) for _, _, error in results] == [gexc.ServiceUnavailable] * 3
     assert publisher.publish(*_message()).message_id  # the publisher is not stuck
@@ -269,13 +258,7 @@ def test_a_batch_carries_at_most_the_request_limit_and_the_rest_follows(
     topic, subscription = topic_with_subscription
     rpc = HeldRpc(monkeypatch)
     publisher = _publisher(emulators, topic)
-    first, _ = _in_threads(publisher, 1)
-    assert rpc.in_first.wait(10)
-    queued, results = _in_threads(publisher, 5)
-    _wait_queued(publisher, 5)
-    rpc.release.set()
-    for thread in first + queued:
-        thread.join(20)
+    _, results = _queue_behind_held_rpc(publisher, rpc, 5)
     assert rpc.calls == [1, 2, 2, 1]
     assert [kind for kind, _, _ in results] == ["ok"] * 5
     assert len(_pull(subscriber_client, subscription, 6)) == 6

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from google.api_core import exceptions as gexc
 from google.api_core import retry as api_retry
@@ -32,7 +32,7 @@ class _Waiting:
     message: PubsubMessage
     size: int
     deadline: float  # time.monotonic()
-    done: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event | None = None  # made only when the caller queues
     batch: list[_Waiting] | None = None  # set on the one who must send it
     message_id: str | None = None
     error: BaseException | None = None
@@ -117,6 +117,7 @@ class CallEventPublisher:
                 self._in_flight += 1
                 me.batch = [me]
             else:
+                me.done = threading.Event()
                 self._queue.append(me)
         if me.batch is None:
             self._wait_for_turn(me)
@@ -127,6 +128,7 @@ class CallEventPublisher:
         return PublishedEvent(message_id=str(me.message_id))
 
     def _wait_for_turn(self, me: _Waiting) -> None:
+        assert me.done is not None  # queued callers have one
         if me.done.wait(max(0.0, me.deadline - time.monotonic())):
             return
         with self._lock:
@@ -154,7 +156,7 @@ class CallEventPublisher:
         finally:
             self._hand_over()
             for item in batch:
-                if item.batch is not batch:
+                if item.done is not None and item.batch is not batch:  # the others, queued
                     item.done.set()
 
     def _hand_over(self) -> None:
@@ -179,6 +181,6 @@ class CallEventPublisher:
                 self._in_flight -= 1
         for item in expired:
             item.error = gexc.DeadlineExceeded("publish: time ran out waiting to be sent")
+        for item in (*expired, *taken[:1]):  # all were queued: each has its event
+            assert item.done is not None
             item.done.set()
-        if taken:
-            taken[0].done.set()
