@@ -75,6 +75,7 @@ def settings_env(context: BenchContext, topic: str) -> dict[str, str]:
         "CALLS_COLLECTION": "bench-cold-calls",
         "ARCHIVE_BUCKET": "bench-cold-archive",
         "TTMA_API_KEY": "bench-api-key-" + "k" * 20,
+        "TTMA_PHONE_HASH_KEY": "bench-phone-hash-key-" + "h" * 20,
         "TTMA_API_BASE_URL": f"http://{HOST}:9",
     }
 

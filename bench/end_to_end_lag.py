@@ -610,6 +610,7 @@ def run(context: BenchContext) -> Section:
         StackSecrets(
             webhook_secret="bench_" + secrets.token_hex(24),
             sandbox_api_key="mbn_live_" + secrets.token_hex(20),
+            phone_hash_key="phk_" + secrets.token_hex(24),
         ),
     )
     samples = Samples()

@@ -274,6 +274,7 @@ def run(context: BenchContext) -> Section:
             "ARCHIVE_BUCKET": bucket_name,
             "CALLS_COLLECTION": collection,
             "TTMA_API_KEY": api_key,
+            "TTMA_PHONE_HASH_KEY": "bench-phone-hash-key-" + "h" * 20,
             "TTMA_API_BASE_URL": sandbox_url,
         }
         for index, (label, (mode, chunk)) in enumerate(ROWS.items()):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.subscriber import ArchiveDeps, RetryLater, run_subscriber
+from handlers.subscriber import ArchiveDeps, RetryLater, expire_at, run_subscriber
 from ttma_relay.adapters.archive_store import ContentRejected, StoredObject, StoredObjectMismatch
 from ttma_relay.adapters.call_index import call_defaults, call_metadata
 from ttma_relay.adapters.ttma_api import (
@@ -54,6 +54,7 @@ def handle(cloud_event: Any, deps: ArchiveDeps) -> str:
         FUNCTION,
         cloud_event,
         lambda event, context: _archive(event, deps, context),
+        is_forgotten=lambda call_id: deps.tombstones.is_forgotten(call_id),
         expected_retry_reasons=("recording_not_ready",),
     )
 
@@ -62,7 +63,7 @@ def _archive(event: CallEvent, deps: ArchiveDeps, context: dict[str, Any]) -> st
     prefix = object_prefix(event.call, event.delivery_timestamp, fallback=event.publish_time)
     name = prefix + RECORDING_OBJECT
     fields: dict[str, Any] = {
-        **call_metadata(event.call),
+        **call_metadata(event.call, phone_hash_key=deps.settings.phone_hash_key),
         "callKey": event.call_key,
         "archivePrefix": deps.store.uri(prefix),
     }
@@ -149,5 +150,5 @@ def _record(deps: ArchiveDeps, event: CallEvent, fields: dict[str, Any]) -> bool
         fields,
         delivery_id=event.delivery_id,
         status_field="recordingStatus",
-        defaults=call_defaults(event.call, event.source),
+        defaults=call_defaults(event.call, event.source, expire_at=expire_at(deps)),
     )

@@ -17,7 +17,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from handlers.subscriber import ArchiveDeps, RetryLater, run_subscriber
+from handlers.subscriber import ArchiveDeps, RetryLater, expire_at, run_subscriber
 from ttma_relay.adapters.archive_store import StoredObject
 from ttma_relay.adapters.call_index import call_defaults, call_metadata
 from ttma_relay.adapters.ttma_api import NotFoundError, TtmaApiError
@@ -42,7 +42,10 @@ def json_bytes(document: Any) -> bytes:
 def handle(cloud_event: Any, deps: ArchiveDeps) -> str:
     """Archive one call event's call object and transcript; returns the outcome (acked)."""
     return run_subscriber(
-        FUNCTION, cloud_event, lambda event, context: _archive(event, deps, context)
+        FUNCTION,
+        cloud_event,
+        lambda event, context: _archive(event, deps, context),
+        is_forgotten=lambda call_id: deps.tombstones.is_forgotten(call_id),
     )
 
 
@@ -50,7 +53,7 @@ def _archive(event: CallEvent, deps: ArchiveDeps, context: dict[str, Any]) -> st
     prefix = object_prefix(event.call, event.delivery_timestamp, fallback=event.publish_time)
     store = deps.store
     fields: dict[str, Any] = {
-        **call_metadata(event.call),
+        **call_metadata(event.call, phone_hash_key=deps.settings.phone_hash_key),
         "callKey": event.call_key,
         "archivePrefix": store.uri(prefix),
         "callJsonUri": store.uri(prefix + CALL_OBJECT),
@@ -128,5 +131,5 @@ def _record(deps: ArchiveDeps, event: CallEvent, fields: dict[str, Any]) -> bool
         fields,
         delivery_id=event.delivery_id,
         status_field="transcriptStatus",
-        defaults=call_defaults(event.call, event.source),
+        defaults=call_defaults(event.call, event.source, expire_at=expire_at(deps)),
     )

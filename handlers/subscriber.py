@@ -17,13 +17,14 @@ import contextlib
 import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from werkzeug.exceptions import ServiceUnavailable
 
 from ttma_relay.adapters.archive_store import ArchiveStore
 from ttma_relay.adapters.call_index import CallIndex
+from ttma_relay.adapters.deliveries import CallTombstones
 from ttma_relay.adapters.ttma_api import TtmaClient
 from ttma_relay.contract.call_event import CallEvent, IgnoredEvent, PoisonMessage, decode_call_event
 from ttma_relay.logs import log_event
@@ -33,8 +34,18 @@ from ttma_relay.settings import ArchiveSettings
 IGNORED = "ignored"  # a valid message of an event type they do not handle: acked, INFO
 POISON = "poison"  # a message no retry can process: acked, WARNING
 RETRY = "retry"  # raised for redelivery
+FORGOTTEN = "forgotten"  # a call ``ttma-relay forget`` erased: acked unarchived, INFO
 ARCHIVE_OUTCOMES = frozenset(
-    {"archived", "already_archived", "not_shipped", "unavailable", IGNORED, POISON, RETRY}
+    {
+        "archived",
+        "already_archived",
+        "not_shipped",
+        "unavailable",
+        IGNORED,
+        POISON,
+        RETRY,
+        FORGOTTEN,
+    }
 )
 
 
@@ -48,7 +59,15 @@ class ArchiveDeps:
     store: ArchiveStore
     index: CallIndex
     api: TtmaClient
+    tombstones: CallTombstones
     now: Callable[[], datetime] = field(default=utc_now)
+
+
+def expire_at(deps: ArchiveDeps) -> datetime | None:
+    """When the index document of a call first indexed now expires (its Firestore TTL policy):
+    ``CALL_RETENTION_DAYS`` from now, or ``None`` (kept) when that is 0."""
+    days = deps.settings.retention_days
+    return deps.now() + timedelta(days=days) if days > 0 else None
 
 
 class RetryLater(Exception):
@@ -91,14 +110,16 @@ def run_subscriber(
     cloud_event: Any,
     archive: Callable[[CallEvent, dict[str, Any]], str],
     *,
+    is_forgotten: Callable[[str], bool],
     expected_retry_reasons: Collection[str] = (),
 ) -> str:
     """Decode a call event and archive it, with one JSON log line for the outcome.
 
     Other event types are acked as ``ignored`` (INFO) and poison messages as ``poison``
-    (WARNING), with their reason; ``RetryLater`` and unexpected errors are logged and re-raised
-    for redelivery. Retries whose reason is expected in normal operation (a late recording) log
-    at INFO rather than WARNING.
+    (WARNING), with their reason; a call that ``forget`` erased (``is_forgotten``) is acked as
+    ``forgotten`` (INFO) and nothing of it is written; ``RetryLater`` and unexpected errors are
+    logged and re-raised for redelivery. Retries whose reason is expected in normal operation
+    (a late recording) log at INFO rather than WARNING.
     """
     started = time.perf_counter()
     context: dict[str, Any] = {}
@@ -114,6 +135,9 @@ def run_subscriber(
         return POISON
     context.update(event.log_context())
     try:
+        if is_forgotten(event.call_id):
+            log_outcome(function, "INFO", FORGOTTEN, started, context)
+            return FORGOTTEN
         outcome = archive(event, context)
     except RetryLater as retry:
         context["reason"] = retry.reason

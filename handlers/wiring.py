@@ -170,6 +170,7 @@ def archive_deps() -> ArchiveDeps:
         from handlers.subscriber import ArchiveDeps
         from ttma_relay.adapters.archive_store import ArchiveStore
         from ttma_relay.adapters.call_index import CallIndex
+        from ttma_relay.adapters.deliveries import CallTombstones
         from ttma_relay.adapters.ttma_api import TtmaClient
         from ttma_relay.settings import ArchiveSettings
 
@@ -186,6 +187,7 @@ def archive_deps() -> ArchiveDeps:
             store=ArchiveStore(bucket),
             index=CallIndex(client, settings.calls_collection),
             api=TtmaClient(settings.api_base_url, settings.api_key),
+            tombstones=CallTombstones(client, settings.deliveries_collection),
         )
 
     return _once("archive", build)

@@ -605,6 +605,7 @@ def prove(keep: bool) -> None:
             "TTMA_WEBHOOK_SECRET": stack.endpoints["TTMA_WEBHOOK_SECRET"],
             "TTMA_WEBHOOK_SECRET_PREVIOUS": "previous_" + secrets.token_hex(24),
             "TTMA_API_KEY": stack.endpoints["SANDBOX_API_KEY"],
+            "TTMA_PHONE_HASH_KEY": stack.endpoints["TTMA_PHONE_HASH_KEY"],
         }
         overrides = {"TTMA_API_BASE_URL": config.url("sandbox")}
         assert set(overrides) == set(LOCAL_OVERRIDES)

@@ -1,4 +1,5 @@
-# Firestore native database (or an existing one) and the TTL policy on deliveries' `expireAt`.
+# Firestore native database (or an existing one) and the TTL policies on `expireAt` of the
+# delivery records and of the index.
 
 resource "google_firestore_database" "this" {
   count = var.create_firestore_database ? 1 : 0
@@ -21,6 +22,22 @@ resource "google_firestore_field" "delivery_ttl" {
   project    = var.project_id
   database   = local.firestore_database
   collection = var.deliveries_collection
+  field      = "expireAt"
+
+  ttl_config {}
+
+  index_config {}
+
+  depends_on = [google_firestore_database.this, google_project_service.apis]
+}
+
+# Firestore deletes an index document once its `expireAt` has passed: archive.delete_after_days
+# after the call was first indexed (CALL_RETENTION_DAYS), as the bucket's delete rule does for
+# its objects. With delete_after_days = 0 the archivers write no expireAt and nothing expires.
+resource "google_firestore_field" "calls_ttl" {
+  project    = var.project_id
+  database   = local.firestore_database
+  collection = var.calls_collection
   field      = "expireAt"
 
   ttl_config {}

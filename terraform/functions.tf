@@ -44,13 +44,17 @@ locals {
     GOOGLE_CLOUD_PROJECT   = var.project_id
     FIRESTORE_DATABASE     = local.firestore_database
     CALLS_COLLECTION       = var.calls_collection
+    DELIVERIES_COLLECTION  = var.deliveries_collection # forget's tombstones
     ARCHIVE_BUCKET         = local.archive_bucket
     TTMA_API_BASE_URL      = var.ttma_api_base_url
     RECORDING_WAIT_SECONDS = tostring(var.recording_wait_seconds)
+    # The index keeps a call as long as the bucket keeps its objects (0: forever).
+    CALL_RETENTION_DAYS = tostring(var.archive.delete_after_days)
   }
 
   archive_secret_env = {
-    TTMA_API_KEY = { secret = google_secret_manager_secret.api_key.secret_id, version = var.secrets.api_key_version }
+    TTMA_API_KEY        = { secret = google_secret_manager_secret.api_key.secret_id, version = var.secrets.api_key_version }
+    TTMA_PHONE_HASH_KEY = { secret = google_secret_manager_secret.phone_hash_key.secret_id, version = var.secrets.phone_hash_key_version }
   }
 
   reconcile_env = {

@@ -24,6 +24,8 @@ locals {
   archive_roles   = toset(["roles/storage.objectCreator", "roles/storage.objectViewer"])
   # Functions that call the TTMA API.
   api_key_readers = toset(["archive_transcript", "archive_recording", "reconcile"])
+  # Functions that write the index's phone-number hashes (TTMA_PHONE_HASH_KEY).
+  phone_hash_key_readers = toset(["archive_transcript", "archive_recording"])
 }
 
 resource "google_service_account" "this" {
@@ -138,6 +140,15 @@ resource "google_secret_manager_secret_iam_member" "api_key" {
   member    = google_service_account.this[each.key].member
 }
 
+resource "google_secret_manager_secret_iam_member" "phone_hash_key" {
+  for_each = local.phone_hash_key_readers
+
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.phone_hash_key.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.this[each.key].member
+}
+
 # --- Build ----------------------------------------------------------------------------------
 
 resource "google_project_iam_member" "build_log_writer" {
@@ -200,6 +211,7 @@ resource "time_sleep" "iam_propagation" {
     grants = sha1(jsonencode(concat(
       [google_secret_manager_secret_iam_member.webhook_secret.id],
       [for g in google_secret_manager_secret_iam_member.api_key : g.id],
+      [for g in google_secret_manager_secret_iam_member.phone_hash_key : g.id],
       [for g in google_project_iam_member.firestore_user : g.id],
       [for g in google_pubsub_topic_iam_member.publisher : g.id],
       [for g in google_storage_bucket_iam_member.archive_writer : g.id],

@@ -53,6 +53,11 @@ output "api_key_secret_id" {
   value       = google_secret_manager_secret.api_key.secret_id
 }
 
+output "phone_hash_key_secret_id" {
+  description = "Secret Manager secret holding the key of the index's phone-number hashes (ttma-relay forget --phone; see docs/deploy.md)."
+  value       = google_secret_manager_secret.phone_hash_key.secret_id
+}
+
 output "service_accounts" {
   description = "Service account emails: one per function, the push and scheduler invokers, the consumer push identity and the build account."
   value       = { for k, sa in google_service_account.this : k => sa.email }

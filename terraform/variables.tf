@@ -267,7 +267,7 @@ variable "scaling" {
 
 variable "secrets" {
   description = <<-EOT
-    The two Secret Manager secrets (values are never passed to Terraform: add versions with
+    The three Secret Manager secrets (values are never passed to Terraform: add versions with
     gcloud, see docs/deploy.md). Every attribute is optional:
     - webhook_secret_version: version injected into ingest as TTMA_WEBHOOK_SECRET. Pin a number
       so a new version takes effect only through `terraform apply` (rotation, docs/deploy.md).
@@ -275,6 +275,9 @@ variable "secrets" {
       TTMA_WEBHOOK_SECRET_PREVIOUS while a rotation is in progress; null injects nothing.
     - api_key_version: version of the TTMA API key injected as TTMA_API_KEY into the archivers
       and reconcile.
+    - phone_hash_key_version: version of the phone hash key injected as TTMA_PHONE_HASH_KEY into
+      the archivers (at least 32 characters; never rotate it: calls indexed under the old key
+      could no longer be found by `ttma-relay forget --phone`).
     - replica_locations: regions the secrets are stored in (user-managed replication), e.g.
       ["europe-west1"]; required where the organisation policy gcp.resourceLocations restricts
       locations, which automatic replication violates. Empty (the default) replicates automatically.
@@ -283,14 +286,15 @@ variable "secrets" {
     webhook_secret_version          = optional(string, "1")
     webhook_secret_previous_version = optional(string)
     api_key_version                 = optional(string, "1")
+    phone_hash_key_version          = optional(string, "1")
     replica_locations               = optional(list(string), [])
   })
   default  = {}
   nullable = false
 
   validation {
-    condition     = can(regex("^([1-9][0-9]*|latest)$", var.secrets.webhook_secret_version)) && can(regex("^([1-9][0-9]*|latest)$", var.secrets.api_key_version))
-    error_message = "secrets.webhook_secret_version and secrets.api_key_version must be a version number or \"latest\"."
+    condition     = alltrue([for v in [var.secrets.webhook_secret_version, var.secrets.api_key_version, var.secrets.phone_hash_key_version] : can(regex("^([1-9][0-9]*|latest)$", v))])
+    error_message = "secrets.webhook_secret_version, secrets.api_key_version and secrets.phone_hash_key_version must be a version number or \"latest\"."
   }
 
   validation {
@@ -437,7 +441,9 @@ variable "archive" {
     - bucket_name: null gives "<project_id>-<name_prefix>-archive" (ARCHIVE_BUCKET).
     - location: region, dual- or multi-region of the archive and function-source buckets; null uses var.region.
     - nearline_after_days / coldline_after_days: move objects to NEARLINE / COLDLINE this many days after creation; 0 disables the rule.
-    - delete_after_days: delete objects this many days after creation (a data-retention policy for PII); 0 keeps them forever.
+    - delete_after_days: delete objects this many days after creation (a data-retention policy for PII; default 365); the
+      index documents expire as long after the call was first indexed (CALL_RETENTION_DAYS, a Firestore TTL policy).
+      0 keeps both forever.
     - retention_days: bucket retention policy, objects cannot be deleted or replaced before this age; 0 sets none.
       Cloud Storage does not allow a retention policy and Object Versioning on the same bucket, so
       versioning is on only while retention_days is 0 (a retention policy already protects every
@@ -451,7 +457,7 @@ variable "archive" {
     location                     = optional(string)
     nearline_after_days          = optional(number, 30)
     coldline_after_days          = optional(number, 180)
-    delete_after_days            = optional(number, 0)
+    delete_after_days            = optional(number, 365)
     retention_days               = optional(number, 0)
     retention_locked             = optional(bool, false)
     noncurrent_delete_after_days = optional(number, 30)

@@ -21,6 +21,9 @@ PUBSUB_MESSAGE_LIMIT_BYTES = 10_000_000
 MIN_SECRET_LENGTH = 32  # the vendor refuses shorter signing secrets
 DEFAULT_INGEST_BUDGET_SECONDS = 5
 DEFAULT_RECONCILE_GRACE_SECONDS = 900
+# Days an archived call is kept: the index's ``expireAt`` (a Firestore TTL policy) and, in
+# Terraform, the archive bucket's delete rule (archive.delete_after_days). 0 keeps calls forever.
+DEFAULT_CALL_RETENTION_DAYS = 365
 
 
 class SettingsError(ValueError):
@@ -45,6 +48,8 @@ ENV_RECORDING_WAIT_SECONDS = "RECORDING_WAIT_SECONDS"
 ENV_RECONCILE_LOOKBACK_HOURS = "RECONCILE_LOOKBACK_HOURS"
 ENV_RECONCILE_GRACE_SECONDS = "RECONCILE_GRACE_SECONDS"
 ENV_INGEST_BUDGET_SECONDS = "INGEST_BUDGET_SECONDS"
+ENV_PHONE_HASH_KEY = "TTMA_PHONE_HASH_KEY"
+ENV_CALL_RETENTION_DAYS = "CALL_RETENTION_DAYS"
 
 ENV_NAMES: frozenset[str] = frozenset(
     value for key, value in dict(globals()).items() if key.startswith("ENV_") and key != "ENV_NAMES"
@@ -70,10 +75,13 @@ ARCHIVE_ENV = frozenset(
         ENV_GOOGLE_CLOUD_PROJECT,
         ENV_FIRESTORE_DATABASE,
         ENV_CALLS_COLLECTION,
+        ENV_DELIVERIES_COLLECTION,
         ENV_ARCHIVE_BUCKET,
         ENV_API_KEY,
         ENV_API_BASE_URL,
         ENV_RECORDING_WAIT_SECONDS,
+        ENV_PHONE_HASH_KEY,
+        ENV_CALL_RETENTION_DAYS,
     }
 )
 RECONCILE_ENV = frozenset(
@@ -89,7 +97,9 @@ RECONCILE_ENV = frozenset(
         ENV_RECONCILE_GRACE_SECONDS,
     }
 )
-SECRET_ENV = frozenset({ENV_WEBHOOK_SECRET, ENV_WEBHOOK_SECRET_PREVIOUS, ENV_API_KEY})
+SECRET_ENV = frozenset(
+    {ENV_WEBHOOK_SECRET, ENV_WEBHOOK_SECRET_PREVIOUS, ENV_API_KEY, ENV_PHONE_HASH_KEY}
+)
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -133,6 +143,14 @@ def _keyring(env: Mapping[str, str]) -> tuple[str, ...]:
                 f"{ENV_WEBHOOK_SECRET_PREVIOUS}) must be at least {MIN_SECRET_LENGTH} characters"
             )
     return tuple(dict.fromkeys(secrets))
+
+
+def _phone_hash_key(env: Mapping[str, str]) -> str:
+    """The key of the index's phone-number hashes (``contract.party_numbers``)."""
+    key = _required(env, ENV_PHONE_HASH_KEY)
+    if len(key) < MIN_SECRET_LENGTH:
+        raise SettingsError(f"{ENV_PHONE_HASH_KEY} must be at least {MIN_SECRET_LENGTH} characters")
+    return key
 
 
 @dataclass(frozen=True)
@@ -184,9 +202,12 @@ class ArchiveSettings:
     google: GoogleSettings
     archive_bucket: str
     api_key: str = field(repr=False)
+    phone_hash_key: str = field(repr=False)
     api_base_url: str = DEFAULT_API_BASE_URL
     calls_collection: str = "ttma_calls"
+    deliveries_collection: str = "ttma_deliveries"  # where ``forget`` leaves its tombstones
     recording_wait_seconds: int = 15 * 60
+    retention_days: int = DEFAULT_CALL_RETENTION_DAYS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ArchiveSettings:
@@ -196,9 +217,14 @@ class ArchiveSettings:
             archive_bucket=_required(env, ENV_ARCHIVE_BUCKET),
             api_key=_required(env, ENV_API_KEY),
             api_base_url=_optional(env, ENV_API_BASE_URL, DEFAULT_API_BASE_URL).rstrip("/"),
+            phone_hash_key=_phone_hash_key(env),
             calls_collection=_optional(env, ENV_CALLS_COLLECTION, "ttma_calls"),
+            deliveries_collection=_optional(env, ENV_DELIVERIES_COLLECTION, "ttma_deliveries"),
             recording_wait_seconds=_int(
                 env, ENV_RECORDING_WAIT_SECONDS, 15 * 60, minimum=0, maximum=7 * 24 * 3600
+            ),
+            retention_days=_int(
+                env, ENV_CALL_RETENTION_DAYS, DEFAULT_CALL_RETENTION_DAYS, minimum=0, maximum=36500
             ),
         )
 

@@ -126,11 +126,16 @@ def new_call(
     with_task: bool,
     old_style: bool,
     status: str = "completed",
+    customer_number: str | None = None,
 ) -> dict[str, Any]:
-    """Build a call object with the documented fields in the documented order."""
+    """Build a call object with the documented fields in the documented order.
+
+    ``customer_number``: the other party's number (default: a fictional one drawn by ``rng``).
+    """
     person = rng.choice(_PEOPLE)
     amount = f"${rng.randrange(20, 2000)}.{rng.randrange(100):02d}"
     customer = _customer_number(rng)
+    customer = customer_number or customer
     turns = 0 if duration_seconds == 0 else rng.randrange(2, 7)
     has_transcript = transcript_shipped and not old_style and turns > 0
     task = None

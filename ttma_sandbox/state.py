@@ -135,6 +135,7 @@ class SandboxState:
         agent_number: str | None = None,
         call_id: str | None = None,
         status: str = "completed",
+        customer_number: str | None = None,
         seed: int | None = None,
         deliver: bool = False,
         duplicates: int = 0,
@@ -188,6 +189,7 @@ class SandboxState:
                 with_task=with_task,
                 old_style=old_style,
                 status=status,
+                customer_number=customer_number,
             )
             record = SimulatedCall(call, agent, recording, size, ready_at)  # type: ignore[arg-type]
             self._stored.calls[identifier] = record

@@ -85,6 +85,8 @@ def endpoints(config: StackConfig, stack_secrets: StackSecrets) -> dict[str, str
         "TTMA_API_KEY": stack_secrets.sandbox_api_key,
         "TTMA_API_BASE_URL": config.url("sandbox"),
         "CALLS_COLLECTION": config.calls_collection,
+        # For `ttma-relay forget --phone`: the key of the index's phone-number hashes.
+        "TTMA_PHONE_HASH_KEY": stack_secrets.phone_hash_key,
         "DEAD_LETTER_TOPIC": config.dead_letter_topic,
         "DEAD_LETTER_SUBSCRIPTION": config.dead_letter_subscription,
         "TTMA_AGENT_NUMBER": config.agent_numbers[0],
@@ -167,6 +169,7 @@ def up(
     stack_secrets = StackSecrets(
         webhook_secret="dev_" + secrets.token_hex(24),
         sandbox_api_key="mbn_live_" + secrets.token_hex(20),  # the vendor's key format
+        phone_hash_key="phk_" + secrets.token_hex(24),
     )
     services = all_services(config, stack_secrets)  # EmulatorError: a tool is missing
     state = StackState(config.state_dir / "stack.json", ports=config.used_ports())

@@ -48,6 +48,7 @@ class StackSecrets:
 
     webhook_secret: str = field(repr=False)
     sandbox_api_key: str = field(repr=False)
+    phone_hash_key: str = field(repr=False)
 
 
 def emulator_env(config: StackConfig) -> dict[str, str]:
@@ -88,6 +89,7 @@ def function_settings_env(config: StackConfig, name: str, secrets: StackSecrets)
             **api,
             "ARCHIVE_BUCKET": config.bucket,
             "CALLS_COLLECTION": config.calls_collection,
+            "TTMA_PHONE_HASH_KEY": secrets.phone_hash_key,
             "RECORDING_WAIT_SECONDS": str(config.recording_wait_seconds),
         }
     if name == "reconcile":

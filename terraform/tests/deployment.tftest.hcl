@@ -29,6 +29,19 @@ run "defaults_version_the_archive_and_wait_for_iam" {
     error_message = "A versioned archive deletes noncurrent versions after archive.noncurrent_delete_after_days."
   }
 
+  # Retention by default (SECURITY.md): objects deleted 365 days after creation, index
+  # documents 365 days after indexing (their expireAt, under a Firestore TTL policy).
+  assert {
+    condition     = length([for r in google_storage_bucket.archive.lifecycle_rule : r if r.action[0].type == "Delete" && try(r.condition[0].age, null) == 365]) == 1
+    error_message = "By default archived objects are deleted 365 days after creation."
+  }
+
+  assert {
+    condition = google_firestore_field.calls_ttl.collection == "ttma_calls" && google_firestore_field.calls_ttl.field == "expireAt" && alltrue([for k in ["archive_transcript", "archive_recording"] :
+    google_cloudfunctions2_function.this[k].service_config[0].environment_variables["CALL_RETENTION_DAYS"] == "365"])
+    error_message = "By default the index documents expire 365 days after indexing (TTL on expireAt, CALL_RETENTION_DAYS)."
+  }
+
   assert {
     condition     = time_sleep.iam_propagation.create_duration == "60s" && time_sleep.pubsub_agent.create_duration == "60s"
     error_message = "The functions and the Pub/Sub agent's grants wait iam_propagation_seconds (60 s) on a fresh project."
@@ -60,8 +73,9 @@ run "retention_turns_versioning_off" {
 
   variables {
     archive = {
-      retention_days   = 400
-      retention_locked = true
+      retention_days    = 400
+      retention_locked  = true
+      delete_after_days = 400 # must be at least retention_days (validation in variables.tf)
     }
   }
 

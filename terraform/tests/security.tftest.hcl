@@ -20,9 +20,9 @@ variables {
   # functions-framework server and not by the code, is left out of the comparisons).
   # tests/integration/test_terraform_contract.py checks these lists against the Python settings.
   expected_ingest_env    = ["CALL_EVENTS_TOPIC", "DELIVERIES_COLLECTION", "DELIVERY_TTL_DAYS", "FIRESTORE_DATABASE", "GOOGLE_CLOUD_PROJECT", "INGEST_BUDGET_SECONDS", "MAX_BODY_BYTES", "TTMA_SIGNATURE_TOLERANCE_SECONDS", "TTMA_WEBHOOK_SECRET", "TTMA_WEBHOOK_SECRET_PREVIOUS"]
-  expected_archive_env   = ["ARCHIVE_BUCKET", "CALLS_COLLECTION", "FIRESTORE_DATABASE", "GOOGLE_CLOUD_PROJECT", "RECORDING_WAIT_SECONDS", "TTMA_API_BASE_URL", "TTMA_API_KEY"]
+  expected_archive_env   = ["ARCHIVE_BUCKET", "CALLS_COLLECTION", "CALL_RETENTION_DAYS", "DELIVERIES_COLLECTION", "FIRESTORE_DATABASE", "GOOGLE_CLOUD_PROJECT", "RECORDING_WAIT_SECONDS", "TTMA_API_BASE_URL", "TTMA_API_KEY", "TTMA_PHONE_HASH_KEY"]
   expected_reconcile_env = ["CALL_EVENTS_TOPIC", "DELIVERIES_COLLECTION", "DELIVERY_TTL_DAYS", "FIRESTORE_DATABASE", "GOOGLE_CLOUD_PROJECT", "RECONCILE_GRACE_SECONDS", "RECONCILE_LOOKBACK_HOURS", "TTMA_API_BASE_URL", "TTMA_API_KEY"]
-  expected_secret_env    = ["TTMA_API_KEY", "TTMA_WEBHOOK_SECRET", "TTMA_WEBHOOK_SECRET_PREVIOUS"]
+  expected_secret_env    = ["TTMA_API_KEY", "TTMA_PHONE_HASH_KEY", "TTMA_WEBHOOK_SECRET", "TTMA_WEBHOOK_SECRET_PREVIOUS"]
   primitive_roles        = ["roles/owner", "roles/editor", "roles/viewer"]
 }
 
@@ -134,6 +134,7 @@ run "defaults" {
       [google_storage_bucket_iam_member.source_reader.role],
       [google_secret_manager_secret_iam_member.webhook_secret.role],
       [for m in google_secret_manager_secret_iam_member.api_key : m.role],
+      [for m in google_secret_manager_secret_iam_member.phone_hash_key : m.role],
       [google_artifact_registry_repository_iam_member.build_writer.role],
       [for m in google_cloud_run_service_iam_member.push_invoker : m.role],
       [google_cloud_run_service_iam_member.scheduler_invoker[0].role, google_cloud_run_service_iam_member.ingest_public[0].role],
@@ -158,8 +159,8 @@ run "defaults" {
   }
 
   assert {
-    condition     = google_secret_manager_secret_iam_member.webhook_secret.member == google_service_account.this["ingest"].member && toset(keys(google_secret_manager_secret_iam_member.api_key)) == toset(["archive_transcript", "archive_recording", "reconcile"])
-    error_message = "Only ingest reads the webhook secret; only the archivers and reconcile read the API key."
+    condition     = google_secret_manager_secret_iam_member.webhook_secret.member == google_service_account.this["ingest"].member && toset(keys(google_secret_manager_secret_iam_member.api_key)) == toset(["archive_transcript", "archive_recording", "reconcile"]) && toset(keys(google_secret_manager_secret_iam_member.phone_hash_key)) == toset(["archive_transcript", "archive_recording"])
+    error_message = "Only ingest reads the webhook secret; only the archivers and reconcile read the API key; only the archivers read the phone hash key."
   }
 
   # --- secrets by reference, env names = the settings the code reads --------------------------
@@ -171,7 +172,7 @@ run "defaults" {
 
   assert {
     condition = alltrue([for f in google_cloudfunctions2_function.this : alltrue([for s in f.service_config[0].secret_environment_variables :
-    contains(var.expected_secret_env, s.key) && contains([google_secret_manager_secret.webhook.secret_id, google_secret_manager_secret.api_key.secret_id], s.secret) && s.version != "" && s.project_id == "ttma-test-project"])])
+    contains(var.expected_secret_env, s.key) && contains([google_secret_manager_secret.webhook.secret_id, google_secret_manager_secret.api_key.secret_id, google_secret_manager_secret.phone_hash_key.secret_id], s.secret) && s.version != "" && s.project_id == "ttma-test-project"])])
     error_message = "Secret environment variables must reference the module's Secret Manager secrets."
   }
 

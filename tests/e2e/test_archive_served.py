@@ -18,7 +18,7 @@ import pytest
 
 from devstack.functions import start_function
 from tests.support.archive import envelope_for, object_names, prefix_of, wait_for
-from tests.support.payloads import encode
+from tests.support.payloads import PHONE_HASH_KEY, encode
 from ttma_relay.adapters.call_index import CallIndex
 from ttma_relay.contract.call_keys import call_key
 from ttma_relay.contract.messages import message_attributes
@@ -42,6 +42,7 @@ def stack(emulators, sandbox_server, publisher_client, subscriber_client, tmp_pa
         "ARCHIVE_BUCKET": bucket.name,
         "CALLS_COLLECTION": collection,
         "TTMA_API_KEY": sandbox_server.api_key,
+        "TTMA_PHONE_HASH_KEY": PHONE_HASH_KEY,
         "TTMA_API_BASE_URL": sandbox_server.url,
         "RECORDING_WAIT_SECONDS": str(RECORDING_WAIT_SECONDS),
     }

@@ -16,6 +16,7 @@ from requests.structures import CaseInsensitiveDict
 from handlers import archive_recording
 from handlers.subscriber import ArchiveDeps, RetryLater
 from tests.support.archive import cloud_event, envelope_for, prefix_of, push_for
+from tests.support.payloads import PHONE_HASH_KEY
 from ttma_relay.adapters.archive_store import (
     ArchiveStore,
     ContentRejected,
@@ -222,14 +223,16 @@ def test_write_once_never_deletes_a_large_document(store, events_bucket, storage
 # ------------------------------------------------------------------ through the handler
 @pytest.fixture
 def events_deps(
-    sandbox, events_bucket, firestore_client, calls_collection
+    sandbox, events_bucket, firestore_client, calls_collection, tombstones
 ) -> Iterator[ArchiveDeps]:
     api = TtmaClient(sandbox.url, sandbox.api_key, timeout=10, max_retries=1, backoff_base=0.001)
     settings = ArchiveSettings(
-        GoogleSettings("p"), events_bucket.name, api_key="k", recording_wait_seconds=600
+        GoogleSettings("p"), events_bucket.name, api_key="k", phone_hash_key=PHONE_HASH_KEY,
+        recording_wait_seconds=600,
     )
     index = CallIndex(firestore_client, calls_collection)
-    yield ArchiveDeps(settings, ArchiveStore(events_bucket, chunk_size=CHUNK), index, api)
+    store = ArchiveStore(events_bucket, chunk_size=CHUNK)
+    yield ArchiveDeps(settings, store, index, api, tombstones)
     api.close()
 
 

@@ -26,6 +26,7 @@ from tests.support.archive import (
     sandbox_process,
 )
 from tests.support.paths import REPO_ROOT
+from tests.support.payloads import PHONE_HASH_KEY
 from ttma_relay import logs
 from ttma_relay.adapters.archive_store import ArchiveStore, ContentRejected
 from ttma_relay.adapters.call_index import CallIndex
@@ -46,7 +47,7 @@ def index(firestore_client, calls_collection) -> CallIndex:
 
 
 @pytest.fixture
-def make_deps(sandbox, archive_bucket, index):
+def make_deps(sandbox, archive_bucket, index, tombstones):
     clients: list[TtmaClient] = []
 
     def make(*, wait: int = 600, now=None, chunk_size: int = 1 * MiB) -> ArchiveDeps:
@@ -55,12 +56,16 @@ def make_deps(sandbox, archive_bucket, index):
         )
         clients.append(api)
         settings = ArchiveSettings(
-            GoogleSettings("p"), archive_bucket.name, api_key="k", recording_wait_seconds=wait
+            GoogleSettings("p"),
+            archive_bucket.name,
+            "k",
+            PHONE_HASH_KEY,
+            recording_wait_seconds=wait,
         )
         store = ArchiveStore(archive_bucket, chunk_size=chunk_size)
         if now is None:
-            return ArchiveDeps(settings, store, index, api)
-        return ArchiveDeps(settings, store, index, api, now=now)
+            return ArchiveDeps(settings, store, index, api, tombstones)
+        return ArchiveDeps(settings, store, index, api, tombstones, now=now)
 
     yield make
     for api in clients:
@@ -348,15 +353,18 @@ def test_stream_once_leaves_an_existing_object_alone(archive_bucket):
     assert archive_bucket.blob("x/a.mp3").download_as_bytes() == b"ID3 first"
 
 
-def test_a_20_mb_recording_is_archived_in_bounded_memory(archive_bucket, index):
+def test_a_20_mb_recording_is_archived_in_bounded_memory(archive_bucket, index, tombstones):
     # The sandbox runs in its own process: its server threads must not count here.
     size = 20 * MiB
     with sandbox_process() as vendor:
         call = vendor.simulate_call(recording_bytes=size)
         envelope = envelope_for(call)
         with TtmaClient(vendor.url, vendor.api_key) as api:
-            settings = ArchiveSettings(GoogleSettings("p"), archive_bucket.name, api_key="k")
-            deps = ArchiveDeps(settings, ArchiveStore(archive_bucket, chunk_size=MiB), index, api)
+            settings = ArchiveSettings(
+                GoogleSettings("p"), archive_bucket.name, "k", PHONE_HASH_KEY
+            )
+            store = ArchiveStore(archive_bucket, chunk_size=MiB)
+            deps = ArchiveDeps(settings, store, index, api, tombstones)
             api.get_call(call["id"])  # connections and lazy imports outside the measurement
             deps.store.existing("warm-up")
             tracemalloc.start()

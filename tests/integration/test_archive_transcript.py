@@ -24,7 +24,7 @@ from tests.support.archive import (
     push_for,
 )
 from tests.support.paths import REPO_ROOT
-from tests.support.payloads import delivery
+from tests.support.payloads import PHONE_HASH_KEY, delivery
 from ttma_relay import logs
 from ttma_relay.adapters.archive_store import ArchiveStore
 from ttma_relay.adapters.call_index import CallIndex
@@ -231,30 +231,32 @@ def test_other_event_types_are_acked_as_ignored_at_info(client, archive_bucket, 
     )
 
 
-def test_a_message_dated_by_nothing_is_poison(archive_bucket, index, sandbox):
+def test_a_message_dated_by_nothing_is_poison(archive_bucket, index, sandbox, tombstones):
     body = push_body(encode({"event": "call.ended", "deliveryId": "d", "data": {"id": "v3:x"}}))
     del body["message"]["publishTime"]
     deps = ArchiveDeps(
-        ArchiveSettings(GoogleSettings("p"), archive_bucket.name, api_key="k"),
+        ArchiveSettings(GoogleSettings("p"), archive_bucket.name, "k", PHONE_HASH_KEY),
         ArchiveStore(archive_bucket),
         index,
         TtmaClient(sandbox.url, sandbox.api_key),
+        tombstones,
     )
     assert archive_transcript.handle(cloud_event(body), deps) == "poison"
     assert archive_transcript.handle(cloud_event(body, event_type="x.y"), deps) == "poison"
 
 
 def test_an_api_failure_records_pending_and_raises_for_redelivery(
-    sandbox, archive_bucket, index, client, log_lines
+    sandbox, archive_bucket, index, client, log_lines, tombstones
 ):
     call = sandbox.state.simulate_call()
     envelope = envelope_for({k: v for k, v in call.items() if k != "transcript"})
     sandbox.state.faults.add("GET /v1/voice/calls/*", status=503, count=100)
     deps = ArchiveDeps(
-        ArchiveSettings(GoogleSettings("p"), archive_bucket.name, api_key="k"),
+        ArchiveSettings(GoogleSettings("p"), archive_bucket.name, "k", PHONE_HASH_KEY),
         ArchiveStore(archive_bucket),
         index,
         TtmaClient(sandbox.url, sandbox.api_key, max_retries=1, backoff_base=0.001),
+        tombstones,
     )
     with pytest.raises(RetryLater) as raised:
         archive_transcript.handle(cloud_event(push_for(envelope)), deps)

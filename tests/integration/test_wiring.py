@@ -46,6 +46,7 @@ def test_building_a_function_s_clients_warms_each_once(
         "CALL_EVENTS_TOPIC": topic,
         "ARCHIVE_BUCKET": f"warm-{unique}",
         "TTMA_API_KEY": sandbox.api_key,
+        "TTMA_PHONE_HASH_KEY": "h" * 40,
         "TTMA_API_BASE_URL": sandbox.url,
     })  # fmt: skip
     first = wiring.BUILDERS[function]()

@@ -13,6 +13,7 @@ from tests.support.paths import TEST_DATA
 
 GOLDEN = json.loads((TEST_DATA / "call_ended.json").read_text())
 SECRET = "whsec_test_current_0123456789abcdef0123456789"
+PHONE_HASH_KEY = "phk_test_0123456789abcdef0123456789abcdef"
 PREVIOUS_SECRET = "whsec_test_previous_0123456789abcdef012345678"
 
 

@@ -17,9 +17,11 @@ import pytest
 
 from handlers.subscriber import ArchiveDeps
 from tests.support import message_schema
+from tests.support.payloads import PHONE_HASH_KEY
 from tests.unit.fakes import (
     FakeArchiveStore,
     FakeCallIndex,
+    FakeCallTombstones,
     FakeDeliveryClaims,
     FakePublisher,
     FakeTtmaClient,
@@ -72,6 +74,11 @@ def index(clock: ManualClock, journal: list[str]) -> FakeCallIndex:
 
 
 @pytest.fixture
+def tombstones(clock: ManualClock, journal: list[str]) -> FakeCallTombstones:
+    return FakeCallTombstones(clock=clock, journal=journal)
+
+
+@pytest.fixture
 def api(clock: ManualClock, journal: list[str]) -> FakeTtmaClient:
     return FakeTtmaClient(clock=clock, journal=journal)
 
@@ -87,10 +94,18 @@ def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
 
 @pytest.fixture
 def archive_deps(
-    store: FakeArchiveStore, index: FakeCallIndex, api: FakeTtmaClient, clock: ManualClock
+    store: FakeArchiveStore,
+    index: FakeCallIndex,
+    api: FakeTtmaClient,
+    tombstones: FakeCallTombstones,
+    clock: ManualClock,
 ) -> ArchiveDeps:
     """The archivers' dependencies on the fakes; their clock is the tests' clock."""
     settings = ArchiveSettings(
-        GoogleSettings("unit-project"), store.bucket_name, api_key="k", recording_wait_seconds=600
+        GoogleSettings("unit-project"),
+        store.bucket_name,
+        api_key="k",
+        phone_hash_key=PHONE_HASH_KEY,
+        recording_wait_seconds=600,
     )
-    return ArchiveDeps(settings, store, index, api, now=clock)  # type: ignore[arg-type]
+    return ArchiveDeps(settings, store, index, api, tombstones, now=clock)  # type: ignore[arg-type]

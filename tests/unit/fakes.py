@@ -613,6 +613,27 @@ class _Downloads:
     opened: list[str] = field(default_factory=list)
 
 
+class FakeCallTombstones(_Port):
+    """Stands in for ``ttma_relay.adapters.deliveries.CallTombstones`` (``is_forgotten``):
+    the calls in ``forgotten`` are the ones ``ttma-relay forget`` erased. Not reproduced:
+    ``record_ids`` and ``forget`` (the emulator tests of ``forget`` cover them)."""
+
+    port = "tombstones"
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        journal: list[str] | None = None,
+    ) -> None:
+        super().__init__(clock=clock, journal=journal)
+        self.forgotten: set[str] = set()
+
+    def is_forgotten(self, call_id: str) -> bool:
+        self._enter("is_forgotten")
+        return call_id in self.forgotten
+
+
 class FakeTtmaClient(_Port):
     """Stands in for ``ttma_relay.adapters.ttma_api.client.TtmaClient`` (``get_call``,
     ``get_recording_url``, ``stream_recording``, ``close``), as the archivers use it.

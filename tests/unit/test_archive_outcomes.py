@@ -107,9 +107,10 @@ def test_a_call_ended_event_reaches_the_archive_with_its_outcome(log_lines):
         seen.append(event.call_id)
         return "archived"
 
-    assert run_subscriber("archive_transcript", cloud_event(push_for(envelope)), archive) == (
-        "archived"
+    outcome = run_subscriber(
+        "archive_transcript", cloud_event(push_for(envelope)), archive, is_forgotten=lambda _: False
     )
+    assert outcome == "archived"
     assert seen == [envelope["data"]["id"]]
     [line] = log_lines()
     assert (line["severity"], line["outcome"], line["callId"]) == (

@@ -10,13 +10,14 @@ import pytest
 from tests.unit.fakes import (
     FakeArchiveStore,
     FakeCallIndex,
+    FakeCallTombstones,
     FakeDeliveryClaims,
     FakePublisher,
     FakeTtmaClient,
 )
 from ttma_relay.adapters.archive_store import ArchiveStore
 from ttma_relay.adapters.call_index import CallIndex
-from ttma_relay.adapters.deliveries import DeliveryClaims
+from ttma_relay.adapters.deliveries import CallTombstones, DeliveryClaims
 from ttma_relay.adapters.publisher import CallEventPublisher
 from ttma_relay.adapters.ttma_api import TtmaClient
 
@@ -33,6 +34,7 @@ PORTS = {
         ["bucket_name", "uri", "existing", "write_once", "stream_once"],
     ),
     "CallIndex": (FakeCallIndex, CallIndex, ["get", "record"]),
+    "CallTombstones": (FakeCallTombstones, CallTombstones, ["is_forgotten"]),
     "TtmaClient": (
         FakeTtmaClient,
         TtmaClient,

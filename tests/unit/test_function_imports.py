@@ -38,6 +38,7 @@ def _modules_after_start(target: str) -> set[str]:
         "TTMA_WEBHOOK_SECRET": "s" * 40,
         "ARCHIVE_BUCKET": "b",
         "TTMA_API_KEY": "k" * 20,
+        "TTMA_PHONE_HASH_KEY": "h" * 40,
         # clients are built, never called: nothing listens there
         "FIRESTORE_EMULATOR_HOST": "127.0.0.1:9",
         "PUBSUB_EMULATOR_HOST": "127.0.0.1:9",

@@ -140,7 +140,7 @@ def recording_server():
 def test_the_stack_probes_every_function_with_head(recording_server, name):
     url, seen = recording_server
     config = StackConfig(ports=dict.fromkeys(PORT_OFFSETS, 1))
-    service = function_service(config, name, StackSecrets("s" * 32, "k"))
+    service = function_service(config, name, StackSecrets("s" * 32, "k", "h" * 40))
     assert (service.health_method, service.any_status) == ("HEAD", True)
     check = HealthCheck(name, url, None, "log", any_status=True, method=service.health_method)
     assert check.healthy()  # a 405 proves it is serving

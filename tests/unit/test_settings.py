@@ -56,10 +56,22 @@ def test_invalid_ingest_settings_name_the_variable(env, message):
 def test_secret_values_are_not_in_reprs_or_errors():
     settings = s.IngestSettings.from_env(ingest_env())
     assert SECRET_A not in repr(settings)
+    hash_key = "phone-hash-key-" + "z" * 32
     archive = s.ArchiveSettings.from_env(
-        {"GOOGLE_CLOUD_PROJECT": "p", "ARCHIVE_BUCKET": "b", "TTMA_API_KEY": "mbn_live_xyz"}
+        {
+            "GOOGLE_CLOUD_PROJECT": "p",
+            "ARCHIVE_BUCKET": "b",
+            "TTMA_API_KEY": "mbn_live_xyz",
+            "TTMA_PHONE_HASH_KEY": hash_key,
+        }
     )
-    assert "mbn_live_xyz" not in repr(archive)
+    assert "mbn_live_xyz" not in repr(archive) and hash_key not in repr(archive)
+    with pytest.raises(s.SettingsError, match="TTMA_PHONE_HASH_KEY must be at least 32") as short:
+        s.ArchiveSettings.from_env(
+            {"GOOGLE_CLOUD_PROJECT": "p", "ARCHIVE_BUCKET": "b", "TTMA_API_KEY": "k",
+             "TTMA_PHONE_HASH_KEY": "short-key-0123"}
+        )  # fmt: skip
+    assert "short-key-0123" not in str(short.value)
 
 
 def test_archive_and_reconcile_settings_require_their_own_variables():
@@ -67,16 +79,22 @@ def test_archive_and_reconcile_settings_require_their_own_variables():
         s.ArchiveSettings.from_env({"GOOGLE_CLOUD_PROJECT": "p", "TTMA_API_KEY": "k"})
     with pytest.raises(s.SettingsError, match="TTMA_API_KEY is required"):
         s.ReconcileSettings.from_env({"GOOGLE_CLOUD_PROJECT": "p"})
+    with pytest.raises(s.SettingsError, match="TTMA_PHONE_HASH_KEY is required"):
+        s.ArchiveSettings.from_env({"GOOGLE_CLOUD_PROJECT": "p", "ARCHIVE_BUCKET": "b",
+                                    "TTMA_API_KEY": "k"})  # fmt: skip
     archive = s.ArchiveSettings.from_env(
         {
             "GOOGLE_CLOUD_PROJECT": "p",
             "ARCHIVE_BUCKET": "b",
             "TTMA_API_KEY": "k",
+            "TTMA_PHONE_HASH_KEY": "h" * 32,
             "TTMA_API_BASE_URL": "http://127.0.0.1:9/",
         }
     )
     assert archive.api_base_url == "http://127.0.0.1:9"
     assert archive.calls_collection == "ttma_calls"
+    assert archive.deliveries_collection == "ttma_deliveries"
+    assert archive.retention_days == 365  # not forever by default (SECURITY.md)
 
 
 def test_every_function_reads_only_declared_names():

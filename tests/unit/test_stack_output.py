@@ -145,7 +145,7 @@ def fake_up(config, *, started=None, **options):
         time.sleep(0.02)
     state.status = "up"
     state.save()
-    values = stack.endpoints(config, StackSecrets("dev_secret", "mbn_live_key"))
+    values = stack.endpoints(config, StackSecrets("dev_secret", "mbn_live_key", "phk_key"))
     return stack.StackUp(config, state, values, 0.1)
 
 stack.up = fake_up

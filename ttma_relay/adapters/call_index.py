@@ -18,12 +18,16 @@ same new call cannot both be "first".
 What goes in (docs/archive.md has the table): call metadata that is useful to query and is not
 personal data. Transcripts, ``task`` (its goal and facts name people and amounts) and the other
 party's phone number stay out; they are in the bucket, behind its access controls. The agent's
-own number (the customer's TTMA deployment) is kept as ``agentNumber``.
+own number (the customer's TTMA deployment) is kept as ``agentNumber``; the other party's only
+as ``partyNumberHashes``, keyed hashes that ``ttma-relay forget --phone`` looks up
+(``contract.party_numbers``). ``expireAt`` (a default: set once, when the call is first
+indexed) lets a Firestore TTL policy delete the document after the retention period.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from functools import partial
 from typing import Any, Literal
 
@@ -31,6 +35,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from ttma_relay.contract.call_keys import parse_timestamp
+from ttma_relay.contract.party_numbers import party_number_hashes
 
 Status = Literal["archived", "pending", "not_shipped", "unavailable"]
 STATUSES: frozenset[str] = frozenset({"archived", "pending", "not_shipped", "unavailable"})
@@ -62,8 +67,9 @@ def _picked(source: Any, names: tuple[str, ...]) -> dict[str, Any] | None:
     return picked or None
 
 
-def call_metadata(call: Mapping[str, Any]) -> dict[str, Any]:
-    """The call's indexed fields: no transcript, no task facts or goal, no customer number."""
+def call_metadata(call: Mapping[str, Any], *, phone_hash_key: str) -> dict[str, Any]:
+    """The call's indexed fields: no transcript, no task facts or goal, no customer number
+    (only its keyed hash, under ``phone_hash_key``)."""
     fields: dict[str, Any] = {"callId": call.get("id")}
     for name in _COPIED_FIELDS:
         if name in call and _scalar(call[name]):
@@ -85,17 +91,25 @@ def call_metadata(call: Mapping[str, Any]) -> dict[str, Any]:
         picked = _picked(call.get(name), names)
         if picked is not None:
             fields[name] = picked
+    hashes = party_number_hashes(phone_hash_key, call)
+    if hashes:
+        fields["partyNumberHashes"] = hashes
     return fields
 
 
-def call_defaults(call: Mapping[str, Any], source: str | None) -> dict[str, Any]:
+def call_defaults(
+    call: Mapping[str, Any], source: str | None, *, expire_at: datetime | None = None
+) -> dict[str, Any]:
     """Fields written only when the document lacks them (``CallIndex.record``'s ``defaults``).
 
     ``endedReason: None`` for a call without the key (old calls), ``endedAt: None`` when it is
-    null or unparseable (findable with ``== null``; a later good timestamp replaces it), and
-    the delivery's ``source`` when it is a known one (the first known source stays).
+    null or unparseable (findable with ``== null``; a later good timestamp replaces it), the
+    delivery's ``source`` when it is a known one (the first known source stays), and
+    ``expireAt`` when given (the retention period starts when the call is first indexed).
     """
     defaults: dict[str, Any] = {}
+    if expire_at is not None:
+        defaults["expireAt"] = expire_at
     if "endedReason" not in call or not _scalar(call["endedReason"]):
         defaults["endedReason"] = None
     if parse_timestamp(call.get("endedAt")) is None:

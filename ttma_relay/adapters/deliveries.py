@@ -13,6 +13,16 @@ Marking a record published also writes, in the same commit, the call's marker
 (``call_marker_id``: "this call is on the topic"). Reconcile reads the markers by document id
 (``DeliveryRecords.published_calls``) and queries records by ``callId`` (``of_calls``) only for
 the calls without one.
+
+``ttma-relay forget`` leaves tombstones (``STATE_FORGOTTEN``, ``CallTombstones``), none of which
+holds a field of the call (only their document ids name it):
+- each delivery record of the call becomes ``{state, forgottenAt, expireAt}``: a vendor retry
+  of it is a duplicate;
+- its marker becomes ``{state, forgottenAt}``, without ``expireAt`` (kept for good): reconcile
+  and backfill count the call as delivered;
+- ``_forgotten-<id>`` (``forgotten_marker_id``), also kept for good, which the archivers read
+  before archiving: they ack the call's messages unarchived, even those of a new delivery
+  (whose mark would overwrite the call's marker).
 """
 
 from __future__ import annotations
@@ -35,7 +45,10 @@ CLAIM_LEASE_SECONDS = 10.0  # ingest's default budget (5 s) + the margin
 MIN_MARK_SECONDS = 0.5
 STATE_CLAIMED = "claimed"
 STATE_PUBLISHED = "published"
+STATE_FORGOTTEN = "forgotten"  # erased by ``ttma-relay forget``: never published again
+DELIVERED_STATES = frozenset({STATE_PUBLISHED, STATE_FORGOTTEN})
 CALL_MARKER_PREFIX = "_call-"
+FORGOTTEN_PREFIX = "_forgotten-"
 CHECKPOINT_DOCUMENT = "_reconcile-checkpoint"  # reconcile's; never a delivery document id
 _SAFE_DOC_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,254}")
 
@@ -84,6 +97,11 @@ def call_marker_id(call_id: str) -> str:
     ``callId`` field, so queries for a call's records never return it.
     """
     return CALL_MARKER_PREFIX + delivery_document_id(call_id)
+
+
+def forgotten_marker_id(call_id: str) -> str:
+    """The tombstone that says "``ttma-relay forget`` erased this call" (``CallTombstones``)."""
+    return FORGOTTEN_PREFIX + delivery_document_id(call_id)
 
 
 def delivery_document_id(delivery_id: str) -> str:
@@ -177,7 +195,7 @@ class DeliveryClaims:
         deadline: float | None,
     ) -> Claim | None:
         data = snapshot.to_dict() or {}
-        if data.get("state") == STATE_PUBLISHED:
+        if data.get("state") in DELIVERED_STATES:  # a forgotten delivery is not sent again
             raise AlreadyPublished(data.get("messageId"))
         now = datetime.now(UTC)
         claimed_at = data.get("claimedAt") or now
@@ -344,7 +362,8 @@ class DeliveryRecord:
 
     @property
     def published(self) -> bool:
-        return self.state == STATE_PUBLISHED
+        """Delivered: published, or forgotten (erased; never to be published again)."""
+        return self.state in DELIVERED_STATES
 
     def live(self, now: datetime | None = None) -> bool:
         """A claim whose lease has not run out: its request may still publish."""
@@ -368,9 +387,9 @@ class DeliveryRecords:
         self._timeout = timeout
 
     def published_calls(self, call_ids: Iterable[str]) -> set[str]:
-        """The calls with a marker (``call_marker_id``): read by document id, which costs
-        little however many records the collection holds (a query by ``callId`` scans them
-        all on the emulator: ~0.17 s per call at 30,000 records)."""
+        """The calls with a marker (``call_marker_id``), published or forgotten: read by
+        document id, which costs little however many records the collection holds (a query by
+        ``callId`` scans them all on the emulator: ~0.17 s per call at 30,000 records)."""
         wanted = sorted(set(call_ids))
         by_reference = {call_marker_id(call_id): call_id for call_id in wanted}
         found: set[str] = set()
@@ -378,7 +397,8 @@ class DeliveryRecords:
         for start in range(0, len(ids), GET_ALL_CHUNK):
             references = [self._collection.document(i) for i in ids[start : start + GET_ALL_CHUNK]]
             for snapshot in self._client.get_all(references, timeout=self._timeout):
-                if snapshot.exists and (snapshot.to_dict() or {}).get("state") == STATE_PUBLISHED:
+                state = (snapshot.to_dict() or {}).get("state") if snapshot.exists else None
+                if state in DELIVERED_STATES:
                     found.add(by_reference[snapshot.id])
         return found
 
@@ -405,6 +425,50 @@ class DeliveryRecords:
                         )
                     )
         return found
+
+
+class CallTombstones:
+    """The calls ``ttma-relay forget`` erased: their markers say ``forgotten``.
+
+    The archivers ask before archiving a message (one read by document id); ``forget`` writes
+    them, and turns the call's delivery records into tombstones too.
+    """
+
+    def __init__(self, client: Any, collection: str, *, timeout: float = 10.0) -> None:
+        self._client = client
+        self._collection = client.collection(collection)
+        self._timeout = timeout
+
+    def is_forgotten(self, call_id: str) -> bool:
+        reference = self._collection.document(forgotten_marker_id(call_id))
+        return reference.get(timeout=self._timeout).exists
+
+    def record_ids(self, call_id: str) -> list[str]:
+        """The document ids of the call's delivery records (tombstones have no ``callId``)."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query = self._collection.where(filter=FieldFilter("callId", "==", call_id))
+        return sorted(snapshot.id for snapshot in query.stream(timeout=self._timeout))
+
+    def forget(self, call_id: str, record_ids: Iterable[str], *, ttl_days: int = 30) -> None:
+        """Mark the call forgotten (first, so in-flight archivers stop), then replace its marker
+        and each of ``record_ids`` with a tombstone that keeps only its state, in one commit
+        per 400 writes."""
+        now = datetime.now(UTC)
+        forgotten = {"state": STATE_FORGOTTEN, "forgottenAt": now}  # no expireAt: kept for good
+        for marker in (forgotten_marker_id(call_id), call_marker_id(call_id)):
+            self._collection.document(marker).set(forgotten, timeout=self._timeout)
+        tombstone = {
+            "state": STATE_FORGOTTEN,
+            "forgottenAt": now,
+            "expireAt": now + timedelta(days=ttl_days),
+        }
+        ids = list(record_ids)
+        for start in range(0, len(ids), 400):  # Firestore: at most 500 writes per commit
+            batch = self._client.batch()
+            for document_id in ids[start : start + 400]:
+                batch.set(self._collection.document(document_id), tombstone)  # replaces all
+            batch.commit(timeout=self._timeout)
 
 
 class Checkpoint:

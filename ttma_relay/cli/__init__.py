@@ -9,6 +9,7 @@ and ``tqdm`` (requirements-dev.txt, or ``pip install .``), which no function doe
     ├── webhook.py        ``configure-webhook`` at the vendor
     ├── replay.py         ``replay``: dead letters back onto the topic, bytes unchanged
     ├── backfill.py       ``backfill``: reconcile's code over an explicit window
+    ├── forget.py         ``forget``: erase a call or a person's calls, leave tombstones
     ├── doctor.py         ``doctor``: a pass/fail table of a deployment or the local stack
     └── doctor_checks.py  one check per part
 """

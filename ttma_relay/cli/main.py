@@ -30,6 +30,7 @@ from ttma_relay.cli.common import (
     local_env_file,
 )
 from ttma_relay.cli.doctor import doctor_command
+from ttma_relay.cli.forget import forget_command
 from ttma_relay.cli.replay import replay_command
 from ttma_relay.cli.tail import tail_command
 from ttma_relay.cli.webhook import configure_webhook
@@ -160,6 +161,7 @@ main.add_command(tail_command)
 main.add_command(backfill_command)
 main.add_command(replay_command)
 main.add_command(doctor_command)
+main.add_command(forget_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

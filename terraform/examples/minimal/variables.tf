@@ -31,7 +31,7 @@ variable "consumers" {
 }
 
 variable "archive_delete_after_days" {
-  description = "Delete archived recordings, transcripts and call.json this many days after creation (0 keeps them forever)."
+  description = "Delete archived recordings, transcripts and call.json this many days after creation, and the index documents as long after indexing (0 keeps them forever)."
   type        = number
-  default     = 0
+  default     = 365
 }
