@@ -22,7 +22,7 @@ from devstack.consumers.receiver import ConsumerReceiver
 from devstack.emulators import free_port
 from tests.support.paths import TEST_DATA
 from tests.support.pubsub import pull_all
-from ttma_relay.adapters.deliveries import DeliveryClaims
+from ttma_relay.adapters.deliveries import CallTombstones, DeliveryClaims
 from ttma_relay.adapters.publisher import CallEventPublisher
 from ttma_relay.cli import main
 from ttma_relay.contract.messages import message_attributes, reconcile_envelope
@@ -209,6 +209,24 @@ def test_dry_run_changes_nothing(setup: Setup) -> None:
     assert real.exit_code == 0
     assert {e["messageId"] for e in lines(real)} == ids
     assert len(setup.replayed()) == 3
+
+
+def test_a_forgotten_calls_dead_letter_is_dropped_never_replayed(setup: Setup) -> None:
+    gone, kept = f"v3:gone-{setup.unique}", f"v3:kept-{setup.unique}"
+    setup.dead_letter(envelope(gone))
+    setup.dead_letter(envelope(kept))
+    CallTombstones(setup.firestore, setup.collection).forget(gone, [])
+
+    dry = setup.run("--dry-run", "--json")
+    actions = {e["callId"]: e["action"] for e in lines(dry)}
+    assert actions == {gone: "forgotten", kept: "would-replay"}
+    assert len(setup.held()) == 2  # a dry run drops nothing
+
+    real = setup.run("--json")
+    assert real.exit_code == 0, real.output
+    assert {e["callId"]: e["action"] for e in lines(real)} == {gone: "forgotten", kept: "replayed"}
+    assert [m.attributes["callId"] for m in setup.replayed()] == [kept]
+    assert setup.held() == []  # the forgotten call's dead letter is gone too
 
 
 def test_call_id_and_time_window_select(setup: Setup) -> None:

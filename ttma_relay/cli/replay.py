@@ -68,7 +68,8 @@ ALREADY_REPLAYED = "already-replayed"
 DUPLICATE = "duplicate"
 IN_FLIGHT = "in-flight"
 FAILED = "failed"
-SKIPPED = frozenset({ALREADY_REPLAYED, DUPLICATE, IN_FLIGHT})
+FORGOTTEN = "forgotten"  # ``ttma-relay forget`` erased the call: the dead letter is dropped
+SKIPPED = frozenset({ALREADY_REPLAYED, DUPLICATE, IN_FLIGHT, FORGOTTEN})
 COLUMNS = ("DEAD-LETTERED (UTC)", "CALL ID", "SOURCE SUBSCRIPTION", "ATTEMPTS", "ACTION")
 
 
@@ -236,12 +237,20 @@ class Replayer:
     """Claim → publish → mark published → ack, per dead letter."""
 
     def __init__(
-        self, subscriber: Any, subscription: str, publisher: Any, claims: Any, *, dry_run: bool
+        self,
+        subscriber: Any,
+        subscription: str,
+        publisher: Any,
+        claims: Any,
+        tombstones: Any,
+        *,
+        dry_run: bool,
     ) -> None:
         self.subscriber = subscriber
         self.subscription = subscription
         self.publisher = publisher
         self.claims = claims
+        self.tombstones = tombstones
         self.dry_run = dry_run
 
     def ack(self, letter: DeadLetter) -> None:
@@ -259,6 +268,16 @@ class Replayer:
         )
 
         claim_id = CLAIM_PREFIX + letter.message_id
+        try:
+            forgotten = bool(letter.call_id) and self.tombstones.is_forgotten(letter.call_id)
+        except Exception as error:  # shown per message, counted as failed
+            letter.action, letter.error = FAILED, f"tombstone lookup: {type(error).__name__}"
+            return
+        if forgotten:  # erased: never published again; the dead letter goes too (not dry)
+            letter.action = FORGOTTEN
+            if not self.dry_run:
+                self._ack_or_note(letter)
+            return
         if self.dry_run:
             try:
                 state = self.claims.state_of(claim_id)
@@ -444,7 +463,7 @@ def replay_command(
     require_google_credentials("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST")
     from google.cloud import firestore, pubsub_v1
 
-    from ttma_relay.adapters.deliveries import DeliveryClaims
+    from ttma_relay.adapters.deliveries import CallTombstones, DeliveryClaims
     from ttma_relay.adapters.publisher import CallEventPublisher
 
     if subscription is None:
@@ -454,9 +473,10 @@ def replay_command(
     subscriber = pubsub_v1.SubscriberClient()
     publisher_client = CallEventPublisher.new_client()
     publisher = CallEventPublisher(publisher_client, publisher_client.topic_path(project, topic))
-    claims = DeliveryClaims(firestore.Client(project=project, database=database),
-                            deliveries_collection)  # fmt: skip
-    replayer = Replayer(subscriber, subscription, publisher, claims, dry_run=dry_run)
+    db = firestore.Client(project=project, database=database)
+    claims = DeliveryClaims(db, deliveries_collection)
+    tombstones = CallTombstones(db, deliveries_collection)
+    replayer = Replayer(subscriber, subscription, publisher, claims, tombstones, dry_run=dry_run)
     leases = Leases(subscriber, subscription)
     select = Selection(frozenset(call_ids), since, until)
     try:
