@@ -24,7 +24,7 @@ import os
 import re
 import shlex
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import click
@@ -58,6 +58,17 @@ class Erasure:
     objects: list[str] = field(default_factory=list)  # "name#generation"
     delivery_records: list[str] = field(default_factory=list)
     done: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "callId": self.call_id,
+            "callKey": self.call_key,
+            "indexed": self.indexed,
+            "archivePrefix": self.prefix,
+            "objects": self.objects,
+            "deliveryRecords": self.delivery_records,
+            "done": self.done,
+        }
 
 
 def _clients(project: str, database: str) -> tuple[Any, Any]:
@@ -269,7 +280,7 @@ def _report(
     ids = [e.call_id for e in erasures]
     statement = bigquery_command(bigquery_table, ids) if bigquery_table and ids else None
     if as_json:
-        body = {"dryRun": dry_run, "calls": [asdict(e) for e in erasures], "bigquery": statement}
+        body = {"dryRun": dry_run, "calls": [e.to_json() for e in erasures], "bigquery": statement}
         click.echo(json.dumps(body, indent=2))
         return
     verb = "would remove" if dry_run else "removed"
