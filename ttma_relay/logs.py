@@ -25,6 +25,9 @@ FORBIDDEN_KEYS = frozenset(
         "task",
         "callerNumber",
         "calledNumber",
+        "phone",
+        "partyNumberHashes",  # keyed hashes of people's numbers: kept out of logs as well
+        "phoneHashKey",
         "secret",
         "signature",
         "url",

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from tests.support.payloads import PHONE_HASH_KEY
 from ttma_relay.adapters.call_index import KNOWN_SOURCES, CallIndex, call_defaults, call_metadata
 from ttma_relay.contract.messages import Source
 
@@ -36,7 +37,10 @@ def call(**overrides) -> dict:
 
 def index_call(index: CallIndex, key: str, data: dict, source: str | None = "webhook") -> bool:
     return index.record(
-        key, call_metadata(data), delivery_id=f"d-{key}", defaults=call_defaults(data, source)
+        key,
+        call_metadata(data, phone_hash_key=PHONE_HASH_KEY),
+        delivery_id=f"d-{key}",
+        defaults=call_defaults(data, source),
     )
 
 
@@ -92,7 +96,8 @@ def test_a_null_ended_at_gives_way_to_a_timestamp_never_the_reverse(index) -> No
 def test_the_first_known_source_stays(index) -> None:
     index_call(index, "k", call(), source="reconcile")
     defaults = call_defaults(call(), "webhook")
-    index.record("k", call_metadata(call()), delivery_id="d2", defaults=defaults)
+    fields = call_metadata(call(), phone_hash_key=PHONE_HASH_KEY)
+    index.record("k", fields, delivery_id="d2", defaults=defaults)
     entry = index.get("k")
     assert entry["source"] == "reconcile"
     assert entry["deliveryIds"] == ["d-k", "d2"]
