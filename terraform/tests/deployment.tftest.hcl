@@ -42,6 +42,13 @@ run "defaults_version_the_archive_and_wait_for_iam" {
     error_message = "By default the index documents expire 365 days after indexing (TTL on expireAt, CALL_RETENTION_DAYS)."
   }
 
+  # Pub/Sub cannot delete one message: personal data in messages lasts as long as their
+  # retention (SECURITY.md): the topic 7 days, subscriptions 7 days, dead letters 31 days.
+  assert {
+    condition     = google_pubsub_topic.call_events.message_retention_duration == "604800s" && google_pubsub_subscription.dead_letter_hold.message_retention_duration == "2678400s" && alltrue([for s in google_pubsub_subscription.function_push : s.message_retention_duration == "604800s"])
+    error_message = "Messages (personal data) are kept 7 days on the topic and its subscriptions, 31 days as dead letters."
+  }
+
   assert {
     condition     = time_sleep.iam_propagation.create_duration == "60s" && time_sleep.pubsub_agent.create_duration == "60s"
     error_message = "The functions and the Pub/Sub agent's grants wait iam_propagation_seconds (60 s) on a fresh project."
