@@ -36,6 +36,7 @@ from tests.support.paths import REPO_ROOT
 from ttma_relay.functions import BY_NAME
 
 TERRAFORM = REPO_ROOT / "terraform"
+COMMAND_TIMEOUT_SECONDS = 600
 DEFAULTS_PROJECT = "ttma-test-project"
 ROOT_MODULE = """\
 module "defaults" {{
@@ -81,7 +82,8 @@ RUN_SERVICE_GRANTS = {
 
 
 class TerraformRun:
-    """``terraform init`` + ``terraform test`` in a background thread; ``states()`` waits."""
+    """``terraform init`` + ``terraform test`` in a background thread; ``states()`` waits,
+    ``close()`` waits and cleans up."""
 
     def __init__(self) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="ttma-iam-tf-"))
@@ -123,7 +125,13 @@ class TerraformRun:
             ["terraform", "test", "-verbose", "-json", "-no-color"],
         ):
             result = subprocess.run(
-                command, cwd=work, env=env, capture_output=True, text=True, check=False
+                command,
+                cwd=work,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=COMMAND_TIMEOUT_SECONDS,
             )
             if result.returncode != 0:
                 raise TerraformEvalError(
@@ -137,18 +145,20 @@ class TerraformRun:
                 return {m["address"].removeprefix("module."): m["resources"] for m in modules}
         raise TerraformEvalError("terraform test printed no state")
 
-    def states(self, timeout: float = 300.0) -> dict[str, list[dict[str, Any]]]:
+    def states(self, timeout: float = 600.0) -> dict[str, list[dict[str, Any]]]:
         """Each module instance's resources (``defaults``, ``all_options``)."""
         self._thread.join(timeout)
-        try:
-            if self._thread.is_alive():
-                raise TerraformEvalError(f"terraform test still running after {timeout} s")
-            if self._error is not None:
-                raise self._error
-            assert self._states is not None
-            return self._states
-        finally:
-            shutil.rmtree(self._dir, ignore_errors=True)
+        if self._thread.is_alive():
+            raise TerraformEvalError(f"terraform test still running after {timeout} s")
+        if self._error is not None:
+            raise self._error
+        assert self._states is not None
+        return self._states
+
+    def close(self) -> None:
+        """Wait for Terraform (each command is bounded) and remove the scratch directory."""
+        self._thread.join(COMMAND_TIMEOUT_SECONDS * 2)
+        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 def start_terraform_state() -> TerraformRun:
