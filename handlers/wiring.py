@@ -161,6 +161,14 @@ def ingest_deps() -> IngestDeps:
     return _once("ingest", build)
 
 
+# google-cloud-storage (3.x) looks up a bucket's metadata (``storage.buckets.get``) in a
+# background thread on a client's first object call, for its OpenTelemetry span attributes,
+# traced or not. The archivers hold object roles only (terraform/iam.tf): on Google Cloud that
+# lookup is refused (403, in the audit log) once per instance. The library's switch turns it off;
+# an environment that sets the variable itself keeps its value.
+STORAGE_BUCKET_LOOKUP_SWITCH = "DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA"
+
+
 def archive_deps() -> ArchiveDeps:
     """Clients of ``archive_transcript`` and ``archive_recording`` (one set per instance)."""
 
@@ -175,6 +183,7 @@ def archive_deps() -> ArchiveDeps:
         from ttma_relay.settings import ArchiveSettings
 
         settings = ArchiveSettings.from_env()
+        os.environ.setdefault(STORAGE_BUCKET_LOOKUP_SWITCH, "true")  # no bucket permission held
         storage_client = storage.Client(project=settings.google.project)
         bucket = storage_client.bucket(settings.archive_bucket)
         client = firestore_client(settings.google)

@@ -87,9 +87,14 @@ resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
   depends_on = [time_sleep.pubsub_agent]
 }
 
-# ... and mints the OIDC tokens of the push identities.
+# ... and mints the OIDC tokens of the push identities that a subscription uses: the push
+# invoker's once the archivers' subscriptions exist, the consumers' identity's once a consumer
+# does (tests/integration/test_least_privilege.py: no grant without a use).
 resource "google_service_account_iam_member" "pubsub_token_creator" {
-  for_each = toset(["push_invoker", "consumer_push"])
+  for_each = toset(concat(
+    var.deploy_functions ? ["push_invoker"] : [],
+    length(var.consumers) > 0 ? ["consumer_push"] : [],
+  ))
 
   service_account_id = google_service_account.this[each.key].name
   role               = "roles/iam.serviceAccountTokenCreator"

@@ -137,7 +137,8 @@ run "first_apply_without_functions" {
       length(google_cloud_scheduler_job.reconcile) == 0 &&
       length(google_cloud_run_service_iam_member.push_invoker) == 0 &&
       length(google_cloud_run_service_iam_member.ingest_public) == 0 &&
-      length(google_cloud_run_service_iam_member.scheduler_invoker) == 0
+      length(google_cloud_run_service_iam_member.scheduler_invoker) == 0 &&
+      length(google_service_account_iam_member.pubsub_token_creator) == 0
     )
     error_message = "deploy_functions = false creates no function and nothing that points at one."
   }

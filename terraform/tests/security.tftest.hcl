@@ -154,6 +154,11 @@ run "defaults" {
   }
 
   assert {
+    condition     = keys(google_service_account_iam_member.pubsub_token_creator) == ["push_invoker"]
+    error_message = "Without consumers the Pub/Sub agent mints tokens for the push invoker only."
+  }
+
+  assert {
     condition     = length(distinct([for k in keys(google_cloudfunctions2_function.this) : google_cloudfunctions2_function.this[k].service_config[0].service_account_email])) == 4
     error_message = "Each function must run as its own service account."
   }
@@ -257,6 +262,11 @@ run "rotation_consumers_bigquery" {
         max_delivery_attempts = 20
       }
     }
+  }
+
+  assert {
+    condition     = toset(keys(google_service_account_iam_member.pubsub_token_creator)) == toset(["push_invoker", "consumer_push"])
+    error_message = "With consumers the Pub/Sub agent also mints the consumers' push tokens."
   }
 
   assert {
