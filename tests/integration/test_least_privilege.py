@@ -34,7 +34,7 @@ from tests.support.google_calls import GoogleCall, GoogleCallRecorder
 from tests.support.iam import Grant, Need, compare
 from tests.support.iam_terraform import Deployment, TerraformRun, start_terraform_state
 from tests.support.paths import REPO_ROOT
-from tests.support.payloads import SECRET, delivery, encode, signed_headers
+from tests.support.payloads import PHONE_HASH_KEY, SECRET, delivery, encode, signed_headers
 from ttma_relay.adapters.deliveries import DeliveryClaims
 from ttma_relay.functions import FUNCTIONS, NAMES
 
@@ -133,7 +133,9 @@ def recording(
             "GOOGLE_CLOUD_PROJECT": project,
             "ARCHIVE_BUCKET": bucket,
             "CALLS_COLLECTION": f"iam_calls_{unique}",
+            "DELIVERIES_COLLECTION": f"iam_archive_deliveries_{unique}",  # forget's tombstones
             "TTMA_API_KEY": sandbox_server.api_key,
+            "TTMA_PHONE_HASH_KEY": PHONE_HASH_KEY,
             "TTMA_API_BASE_URL": sandbox_server.url,
             "RECORDING_WAIT_SECONDS": "600",
         },
