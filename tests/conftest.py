@@ -39,6 +39,7 @@ pytest_plugins = [
     "tests.fixtures.archive",  # storage_client, archive_bucket, calls_collection, archive_env, ...
     "tests.fixtures.sandbox",  # sandbox_server, sandbox, webhook_receiver, ttma_client
     "tests.fixtures.stack",  # dev_stack (a whole local stack per module)
+    "tests.fixtures.pii_scan",  # no secret or personal data in any log of the run (at the end)
 ]
 
 HYPOTHESIS_PROFILE = "ttma-relay"
