@@ -36,10 +36,10 @@ from tests.support import message_schema
 from ttma_relay.adapters.publisher import CallEventPublisher
 
 pytest_plugins = [
+    "tests.fixtures.pii_scan",  # no secret or PII in any log of the run (first: stack imports it)
     "tests.fixtures.archive",  # storage_client, archive_bucket, calls_collection, archive_env, ...
     "tests.fixtures.sandbox",  # sandbox_server, sandbox, webhook_receiver, ttma_client
     "tests.fixtures.stack",  # dev_stack (a whole local stack per module)
-    "tests.fixtures.pii_scan",  # no secret or personal data in any log of the run (at the end)
 ]
 
 HYPOTHESIS_PROFILE = "ttma-relay"

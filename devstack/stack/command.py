@@ -56,6 +56,8 @@ from devstack.stack.services import (
 from ttma_relay.env_file import parse_env_file
 
 ENDPOINTS_FILE = "endpoints.env"
+# A local stack's webhook secret: this prefix and 48 random hex digits (start_stack).
+DEV_WEBHOOK_SECRET_PREFIX = "dev_"  # noqa: S105  a prefix, the secret is random
 HEALTH_TIMEOUT_SECONDS = 90.0
 
 
@@ -165,7 +167,7 @@ def up(
     _refuse_running(config.state_dir)
     _refuse_busy_ports(config)
     stack_secrets = StackSecrets(
-        webhook_secret="dev_" + secrets.token_hex(24),
+        webhook_secret=DEV_WEBHOOK_SECRET_PREFIX + secrets.token_hex(24),
         sandbox_api_key="mbn_live_" + secrets.token_hex(20),  # the vendor's key format
     )
     services = all_services(config, stack_secrets)  # EmulatorError: a tool is missing

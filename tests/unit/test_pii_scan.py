@@ -8,14 +8,14 @@ stays in their own session: the scan of this session never sees it.
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
 import textwrap
 from pathlib import Path
 
-import pytest
-
+from devstack.stack.command import DEV_WEBHOOK_SECRET_PREFIX
 from tests.fixtures import pii_scan
 from tests.support import payloads
 from tests.support.paths import REPO_ROOT
@@ -72,29 +72,33 @@ def test_a_clean_session_passes_and_says_what_it_scanned() -> None:
     assert "1 log files" in done.stdout
 
 
-@pytest.mark.parametrize(
-    ("leak", "kind"),
-    [
-        ("payloads.GOLDEN['data']['transcript']", "transcript"),
-        ("payloads.GOLDEN['data']['calledNumber']", "phone number"),
-        ("payloads.GOLDEN['data']['task']['facts']['amount_due']", "task.facts"),
-        (repr(generate_api_key()), "TTMA API key"),
-        (
-            "'https://x/_recordings/a.mp3?X-Sandbox-Expires=1&X-Sandbox-Signature=' + 'ab' * 32",
-            "signed URL signature",
-        ),
-    ],
-)
-def test_a_served_function_s_log_file_is_scanned(leak, kind) -> None:
-    done = run_session(
+LEAKS = {  # test name in the inner session -> (expression of the value it logs, kind)
+    "test_transcript": ("payloads.GOLDEN['data']['transcript']", "transcript"),
+    "test_phone": ("payloads.GOLDEN['data']['calledNumber']", "phone number"),
+    "test_facts": ("payloads.GOLDEN['data']['task']['facts']['amount_due']", "task.facts"),
+    "test_api_key": (repr(generate_api_key()), "TTMA API key"),
+    "test_signed_url": (
+        "'https://x/_recordings/a.mp3?X-Sandbox-Expires=1&X-Sandbox-Signature=' + 'ab' * 32",
+        "signed URL signature",
+    ),
+}
+
+
+def test_a_served_function_s_log_file_is_scanned_for_each_kind() -> None:
+    """One inner session, one test per kind, each writing its value to a log file of its own."""
+    body = "".join(
         f"""
-        def test_served(tmp_path):
+        def {name}(tmp_path):
             (tmp_path / "logs").mkdir()
             (tmp_path / "logs" / "ingest.log").write_text("archived " + str({leak}) + "\\n")
-        """,
+        """
+        for name, (leak, _) in LEAKS.items()
     )
+    done = run_session(body)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert f"test_served0/logs/ingest.log [log file]: {kind} (" in done.stdout
+    for name, (_, kind) in LEAKS.items():
+        assert f"{name}0/logs/ingest.log [log file]: {kind} (" in done.stdout, name
+    assert done.stdout.count("[log file]") == len(LEAKS)
 
 
 def test_a_stack_s_own_secret_from_its_endpoints_file_is_looked_for() -> None:
@@ -149,6 +153,8 @@ def test_the_needles_come_from_the_suite_s_own_data() -> None:
     assert needles.exact[payloads.GOLDEN["data"]["transcript"]] == "transcript"
     found = dict(needles.find(f"key {generate_api_key()} to +16475551234"))
     assert set(found) == {"TTMA API key", "phone number"}
+    stack_secret = DEV_WEBHOOK_SECRET_PREFIX + secrets.token_hex(24)  # as start_stack makes it
+    assert dict(needles.find(f"signed with {stack_secret}")) == {"webhook secret": stack_secret}
     assert list(needles.find("call v3:abc123 ended after 312 s at 2026-05-25T14:35:12Z")) == []
 
 
