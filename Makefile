@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv test test-unit lint run dev dev-up dev-down demo soak bench clean fuzz deploy-proof
+.PHONY: help venv test test-unit lint audit run dev dev-up dev-down demo soak bench clean fuzz deploy-proof
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
@@ -27,6 +27,10 @@ test-unit: venv ## the unit tests only: seconds, no emulators, no Java
 
 lint: venv ## ruff
 	$(BIN)/ruff check .
+
+audit: venv ## pip-audit: runtime pins fail on a vulnerability, dev tools warn; unreachable: warn
+	$(BIN)/python scripts/audit_dependencies.py requirements.txt
+	$(BIN)/python scripts/audit_dependencies.py --warn-only requirements-dev.txt
 
 # CONSUMERS="name=url ..." adds downstream consumers, subscribed as Terraform's `consumers`.
 CONSUMER_FLAGS = $(foreach c,$(CONSUMERS),--consumer $(c))

@@ -88,7 +88,7 @@ class Spawned:
         self.log = log
         with log.open("wb") as out:
             self.started = time.perf_counter()
-            self.process = subprocess.Popen(
+            self.process = subprocess.Popen(  # noqa: S603  argv from function_command: the venv's functions-framework, fixed flags
                 command,
                 cwd=ROOT,
                 env=env,
@@ -156,7 +156,7 @@ def post_webhook(url: str) -> tuple[float, int]:
 
 def import_time(code: str, env: dict[str, str]) -> dict[str, float]:
     """``python -X importtime -c CODE``: modules imported and their cumulative time (ms)."""
-    done = subprocess.run(
+    done = subprocess.run(  # noqa: S603  sys.executable on the benchmark's own code string
         [sys.executable, "-X", "importtime", "-c", code],
         cwd=ROOT,
         env={**os.environ, **env},

@@ -202,7 +202,7 @@ def _read_line(stream: IO[bytes], timeout: float, what: str) -> bytes:
 
 def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as stderr:
-        return subprocess.Popen(
+        return subprocess.Popen(  # noqa: S603  argv: sys.executable -m bench.recording_archive, fixed args
             command,
             cwd=ROOT,
             env=env,

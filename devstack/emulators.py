@@ -82,7 +82,7 @@ class Emulator:
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{self.name}.log"
         with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
+            self.process = subprocess.Popen(  # noqa: S603  argv from build_emulators: the emulators' own binaries, fixed flags
                 self.command,
                 stdout=log,
                 stderr=subprocess.STDOUT,

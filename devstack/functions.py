@@ -111,7 +111,7 @@ def start_function(
         process_env["THREADS"] = str(threads)
     served = ServedFunction(target, port, log_path)
     with log_path.open("ab") as log:
-        served.process = subprocess.Popen(
+        served.process = subprocess.Popen(  # noqa: S603  argv from function_command: the venv's functions-framework
             command,
             cwd=ROOT,
             env=process_env,

@@ -36,6 +36,7 @@ from tests.support import message_schema
 from ttma_relay.adapters.publisher import CallEventPublisher
 
 pytest_plugins = [
+    "tests.fixtures.pii_scan",  # no secret or PII in any log of the run (first: stack imports it)
     "tests.fixtures.archive",  # storage_client, archive_bucket, calls_collection, archive_env, ...
     "tests.fixtures.sandbox",  # sandbox_server, sandbox, webhook_receiver, ttma_client
     "tests.fixtures.stack",  # dev_stack (a whole local stack per module)

@@ -109,7 +109,7 @@ class SandboxState:
         self.public_url = ""  # set by the server once it is bound
         self._lock = threading.RLock()
         self._stored = _Stored()
-        self._rng = random.Random()
+        self._rng = random.Random()  # noqa: S311  simulated call shapes, not secrets (keys: secrets module)
         self._requests: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
         self.sender = WebhookSender(self)
 
@@ -158,7 +158,7 @@ class SandboxState:
         size = self.options.default_recording_bytes if recording_bytes is None else recording_bytes
         if size < MIN_RECORDING_BYTES:
             raise ValueError(f"recording_bytes must be at least {MIN_RECORDING_BYTES}")
-        rng = random.Random(seed) if seed is not None else self._rng
+        rng = random.Random(seed) if seed is not None else self._rng  # noqa: S311  simulated call shapes, not secrets
         now = self.clock.now()
         if isinstance(ended_at, str):
             ended_at = parse_timestamp(ended_at)
@@ -216,7 +216,7 @@ class SandboxState:
         """
         if count < 0:
             raise ValueError("count cannot be negative")
-        rng = random.Random(seed)
+        rng = random.Random(seed)  # noqa: S311  simulated call shapes, not secrets
         now = self.clock.now()
         calls = []
         for index, choice in enumerate(mixed_batch_choices(count, rng)):
@@ -397,7 +397,7 @@ class SandboxState:
         with self._lock:
             self._stored = _Stored()
             self._requests.clear()
-            self._rng = random.Random()
+            self._rng = random.Random()  # noqa: S311  simulated call shapes, not secrets
             self.options = copy.deepcopy(self._initial_options)
             self.keys.replace(self._initial_keys)
         self.faults.clear()

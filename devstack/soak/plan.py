@@ -105,7 +105,7 @@ def _request(rng: random.Random, index: int, *, deliver: bool, extras: bool) -> 
 def soak_plan(count: int, seed: int = 0) -> SoakPlan:
     if count < 1:
         raise ValueError("count must be at least 1")
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311  a seeded, repeatable soak plan, not a secret
     load = load_seconds_for(count)
     last_each = max(1, round(count * LAST_ATTEMPT_SHARE)) if count >= 6 else 0
     no_webhook = max(1, round(count * NO_WEBHOOK_SHARE)) if count >= 4 else 0

@@ -56,6 +56,9 @@ from devstack.stack.services import (
 from ttma_relay.env_file import parse_env_file
 
 ENDPOINTS_FILE = "endpoints.env"
+# A local stack's webhook secret: this prefix and 48 random hex digits (start_stack).
+DEV_WEBHOOK_SECRET_PREFIX = "dev_"  # noqa: S105  a prefix, the secret is random
+DEV_PHONE_HASH_KEY_PREFIX = "phk_"  # a prefix, the key is random
 HEALTH_TIMEOUT_SECONDS = 90.0
 
 
@@ -167,9 +170,9 @@ def up(
     _refuse_running(config.state_dir)
     _refuse_busy_ports(config)
     stack_secrets = StackSecrets(
-        webhook_secret="dev_" + secrets.token_hex(24),
+        webhook_secret=DEV_WEBHOOK_SECRET_PREFIX + secrets.token_hex(24),
         sandbox_api_key="mbn_live_" + secrets.token_hex(20),  # the vendor's key format
-        phone_hash_key="phk_" + secrets.token_hex(24),
+        phone_hash_key=DEV_PHONE_HASH_KEY_PREFIX + secrets.token_hex(24),
     )
     services = all_services(config, stack_secrets)  # EmulatorError: a tool is missing
     state = StackState(config.state_dir / "stack.json", ports=config.used_ports())

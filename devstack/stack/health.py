@@ -58,9 +58,11 @@ def answers(
     url: str, *, any_status: bool = False, timeout: float = 1.0, method: str = "GET"
 ) -> bool:
     """True when ``url`` answers ``method`` with 2xx (or, with ``any_status``, any HTTP status)."""
-    request = urllib.request.Request(url, method=method)  # noqa: S310 - loopback
+    if not url.startswith(("http://", "https://")):  # urlopen would also open file:// and ftp://
+        raise ValueError(f"health checks are HTTP: {url!r}")
+    request = urllib.request.Request(url, method=method)  # noqa: S310  http(s) only, checked above
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310  http(s) only, as above
             return 200 <= response.status < 300
     except urllib.error.HTTPError:
         return any_status

@@ -197,7 +197,7 @@ def spawn(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     marked = {**(os.environ if env is None else env), STACK_ID_ENV: state.stack_id}
     with log_path.open("ab") as log:
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # noqa: S603  argv from devstack.stack.services: the stack's own programs
             list(command),
             cwd=cwd,
             env=marked,

@@ -252,7 +252,7 @@ def assert_nothing_left(processes: list, ports: dict[str, int]) -> None:
 
 def test_down_cleans_up_after_an_up_killed_half_way(tmp_path) -> None:
     state_dir = tmp_path / "devstack"
-    up = subprocess.Popen(
+    up = subprocess.Popen(  # noqa: S603  stack_command: sys.executable -m devstack.stack
         stack_command("up", state_dir, "--free-ports", *TEST_STACK_OPTIONS),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -280,7 +280,7 @@ def test_dev_stops_everything_on_a_signal_with_its_output_gone(tmp_path, signum)
     shutdown fails (a broken pipe). SIGHUP: the terminal was closed. Nothing may be left."""
     state_dir = tmp_path / "devstack"
     read_end, write_end = os.pipe()
-    dev = subprocess.Popen(
+    dev = subprocess.Popen(  # noqa: S603  stack_command: sys.executable -m devstack.stack
         stack_command("dev", state_dir, "--free-ports", *TEST_STACK_OPTIONS),
         stdin=subprocess.DEVNULL, stdout=write_end, stderr=write_end,
         start_new_session=True,  # its own process group: the terminal's foreground job

@@ -106,7 +106,7 @@ BAD_CASES = {
     "shorter_than_declared": (lambda: pieces(GOOD), Expected(size=len(GOOD) + 1)),
     "longer_than_declared": (lambda: pieces(GOOD + b"x"), Expected(size=len(GOOD))),
     "wrong_crc32c": (lambda: pieces(GOOD), Expected(crc32c=b64(b"\0\0\0\0"))),
-    "wrong_md5": (lambda: pieces(GOOD), Expected(md5=b64(hashlib.md5(b"x").digest()))),  # noqa: S324
+    "wrong_md5": (lambda: pieces(GOOD), Expected(md5=b64(hashlib.md5(b"x").digest()))),  # noqa: S324 - Cloud Storage's checksum
     "not_mp3": (lambda: pieces(b"<html>" + GOOD[6:]), None),
     "short_not_mp3": (lambda: iter([b"<x>"]), None),
     "truncated_mid_way": (
@@ -179,7 +179,7 @@ def test_full_chunks_are_sent_as_not_final_and_only_close_finalizes_with_the_crc
     (final,) = requests_seen.final_chunks()
     # Cloud Storage checks this against the bytes it received before it creates the object.
     assert final["x-goog-hash"] == f"crc32c={crc}"
-    assert stored.md5 == b64(hashlib.md5(GOOD).digest())  # noqa: S324
+    assert stored.md5 == b64(hashlib.md5(GOOD).digest())  # noqa: S324 - Cloud Storage's checksum
     assert requests_seen.object_deletes() == []
 
 
@@ -191,7 +191,7 @@ def test_good_recordings_of_any_size_are_finalized_once(size, store, events_buck
         pieces(data),
         content_type="audio/mpeg",
         signature_check=MP3,
-        expected=Expected(size=size, md5=b64(hashlib.md5(data).digest())),  # noqa: S324
+        expected=Expected(size=size, md5=b64(hashlib.md5(data).digest())),  # noqa: S324 - Cloud Storage's checksum
     )
     assert stored.created and stored.size == size
     assert events_bucket.blob(NAME).download_as_bytes() == data

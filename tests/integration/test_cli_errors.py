@@ -102,7 +102,7 @@ def no_google_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def run_script(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return subprocess.run(  # noqa: S603  the venv's ttma-relay console script
         [str(CONSOLE_SCRIPT), *args],
         env=env,
         capture_output=True,

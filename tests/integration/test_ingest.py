@@ -574,5 +574,5 @@ def test_a_signed_self_test_is_answered_200_and_never_claimed_nor_published(clie
     assert response.get_json() == {"status": "self_test", "deliveryId": "self-test:doctor-1"}
     assert wiring.ingest_deps().claims.state_of("self-test:doctor-1") is None
     assert messages(0.3) == []
-    tampered = post(client, envelope, secret="a-wrong-secret-of-at-least-32-characters")
+    tampered = post(client, envelope, secret="a-wrong-secret-of-at-least-32-characters")  # noqa: S106  a deliberately wrong test secret
     assert tampered.status_code == 401

@@ -22,7 +22,7 @@ from tests.support.paths import REPO_ROOT
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: S603  sys.executable -m pip wheel on this repository
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(REPO_ROOT)],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
@@ -55,7 +55,7 @@ def test_the_installed_cli_imports_from_the_wheel_alone(wheel, tmp_path):
         "print(','.join(missing))\n"
     )
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": f"{unpacked}{os.pathsep}{third_party}"}
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: S603  sys.executable on the test's own code string
         [sys.executable, "-S", "-c", code], cwd=tmp_path, env=env,
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip

@@ -38,7 +38,7 @@ from ttma_sandbox.api_keys import API_KEYS_ENV
 from ttma_sandbox.mp3 import CHUNK_BYTES
 from ttma_sandbox.webhook_receiver import WebhookReceiver
 
-SECRET = "whsec_sandbox_test_secret_0123456789abcdef"
+SECRET = "whsec_sandbox_test_secret_0123456789abcdef"  # noqa: S105  the sandbox tests' webhook secret, not a credential
 REPO_ROOT = REPO_ROOT
 # MPEG-1 Layer III tables, written out here independently of the sandbox's generator.
 MPEG1_L3_KBPS = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, -1)
@@ -570,7 +570,7 @@ def test_cli_serves_until_sigterm() -> None:
     command = [sys.executable, "-m", "ttma_sandbox", "--port", "0", "--seed-calls", "5"]
     command += ["--api-key", f"{caller}:voice:call"]
     keys = f"{key} {reader}:voice:read"  # TTMA_SANDBOX_API_KEYS: whitespace-separated specs
-    with subprocess.Popen(
+    with subprocess.Popen(  # noqa: S603  sys.executable -m ttma_sandbox
         command,
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,

@@ -30,7 +30,7 @@ from ttma_relay.adapters.ttma_api import (
 )
 from ttma_sandbox import DEFAULT_AGENT_NUMBER, SandboxHandle
 
-SECRET = "whsec_client_test_secret_0123456789abcdef"
+SECRET = "whsec_client_test_secret_0123456789abcdef"  # noqa: S105  the client tests' webhook secret, not a credential
 # Building an SSL context costs ~60 ms: clients made in these tests share one.
 _TLS = ssl.create_default_context()
 

@@ -124,7 +124,7 @@ class TerraformRun:
             ["terraform", "init", "-backend=false", "-input=false", "-no-color"],
             ["terraform", "test", "-verbose", "-json", "-no-color"],
         ):
-            result = subprocess.run(
+            result = subprocess.run(  # noqa: S603  terraform with fixed arguments in a scratch dir
                 command,
                 cwd=work,
                 env=env,

@@ -12,9 +12,9 @@ import verify
 from tests.support.paths import TEST_DATA
 
 GOLDEN = json.loads((TEST_DATA / "call_ended.json").read_text())
-SECRET = "whsec_test_current_0123456789abcdef0123456789"
+SECRET = "whsec_test_current_0123456789abcdef0123456789"  # noqa: S105  the suite's webhook secret, not a credential
 PHONE_HASH_KEY = "phk_test_0123456789abcdef0123456789abcdef"
-PREVIOUS_SECRET = "whsec_test_previous_0123456789abcdef012345678"
+PREVIOUS_SECRET = "whsec_test_previous_0123456789abcdef012345678"  # noqa: S105  the suite's previous webhook secret, not a credential
 
 
 def delivery(**data_overrides: Any) -> dict[str, Any]:

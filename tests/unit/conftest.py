@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from handlers.subscriber import ArchiveDeps
+from tests.fixtures import pii_scan
 from tests.support import message_schema
 from tests.support.payloads import PHONE_HASH_KEY
 from tests.unit.fakes import (
@@ -84,12 +85,14 @@ def api(clock: ManualClock, journal: list[str]) -> FakeTtmaClient:
 
 
 @pytest.fixture
-def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
-    """The JSON log lines written so far in the test."""
+def log_lines(request: pytest.FixtureRequest) -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """The JSON log lines written so far in the test; scanned for secrets and personal data
+    at the end of the session (``tests/fixtures/pii_scan.py``), as every other log is."""
     stream = io.StringIO()
     logs.set_stream(stream)
     yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
     logs.set_stream(None)
+    pii_scan.scan_text(request.node.nodeid, "ttma_relay log lines", stream.getvalue())
 
 
 @pytest.fixture

@@ -44,7 +44,7 @@ def _modules_after_start(target: str) -> set[str]:
         "PUBSUB_EMULATOR_HOST": "127.0.0.1:9",
         "STORAGE_EMULATOR_HOST": "http://127.0.0.1:9",
     }
-    done = subprocess.run(
+    done = subprocess.run(  # noqa: S603  sys.executable on the test's own probe
         [sys.executable, "-c", PROBE], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
         timeout=60, check=True,
     )  # fmt: skip

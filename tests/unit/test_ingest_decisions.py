@@ -185,7 +185,7 @@ def test_a_signed_self_test_is_200_and_never_claimed_nor_published(
     assert got.status == 200
     assert got.body == {"status": "self_test", "deliveryId": "self-test:doctor-1"}
     assert journal == [] and claims.records == {} and publisher.messages == []
-    forged = post(deps, log_lines, envelope, secret="a-wrong-secret-of-at-least-32-characters")
+    forged = post(deps, log_lines, envelope, secret="a-wrong-secret-of-at-least-32-characters")  # noqa: S106  a deliberately wrong test secret
     assert forged.status == 401 and journal == []
 
 

@@ -248,7 +248,7 @@ def test_every_call_shape_the_sandbox_simulates_is_a_valid_message():
 
 
 def test_every_combination_of_new_call_choices_is_a_valid_call():
-    rng = random.Random(7)
+    rng = random.Random(7)  # noqa: S311  seeded test data, not a secret
     ended = datetime(2026, 5, 25, 14, 35, 12, tzinfo=UTC)
     options = itertools.product(DIRECTIONS, (*END_REASONS, None), (True, False), (True, False),
                                 (0, 312))  # fmt: skip
@@ -265,7 +265,7 @@ def test_every_combination_of_new_call_choices_is_a_valid_call():
             check_envelope(webhook_envelope(call))
             count += 1
     assert count == 2 * 12 * 2 * 2 * 2 + 12 * 2 * 2 * 2  # outbound with and without a task
-    assert len(mixed_batch_choices(34, random.Random(0))) == 34
+    assert len(mixed_batch_choices(34, random.Random(0))) == 34  # noqa: S311  seeded test data, not a secret
 
 
 @pytest.mark.parametrize("call", [

@@ -38,9 +38,9 @@ def test_keyring_orders_current_then_previous_and_strips_newlines():
     [
         ({"TTMA_WEBHOOK_SECRET": SECRET_A}, "GOOGLE_CLOUD_PROJECT is required"),
         ({"GOOGLE_CLOUD_PROJECT": "p"}, "TTMA_WEBHOOK_SECRET is required"),
-        (ingest_env(TTMA_WEBHOOK_SECRET="  "), "TTMA_WEBHOOK_SECRET is required"),
-        (ingest_env(TTMA_WEBHOOK_SECRET="short"), "at least 32 characters"),
-        (ingest_env(TTMA_WEBHOOK_SECRET_PREVIOUS="short"), "secret #1"),
+        (ingest_env(TTMA_WEBHOOK_SECRET="  "), "TTMA_WEBHOOK_SECRET is required"),  # noqa: S106  a blank test secret, to be rejected
+        (ingest_env(TTMA_WEBHOOK_SECRET="short"), "at least 32 characters"),  # noqa: S106  a short test secret, to be rejected
+        (ingest_env(TTMA_WEBHOOK_SECRET_PREVIOUS="short"), "secret #1"),  # noqa: S106  a short test secret, to be rejected
         (ingest_env(TTMA_SIGNATURE_TOLERANCE_SECONDS="abc"), "must be an integer"),
         (ingest_env(TTMA_SIGNATURE_TOLERANCE_SECONDS="0"), "between 1 and 3600"),
         (ingest_env(MAX_BODY_BYTES="20000000"), "MAX_BODY_BYTES must be between"),

@@ -40,7 +40,7 @@ def test_say_to_a_closed_pipe_returns_false_and_later_writes_and_the_exit_do_not
         "open('result', 'w').write(f'{first} {second}')\n"
     )
     read_end, write_end = os.pipe()
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # noqa: S603  sys.executable on the test's own script
         [sys.executable, "-c", script],
         stdin=subprocess.PIPE,
         stdout=write_end,
@@ -165,7 +165,7 @@ def test_dev_with_its_output_gone_stops_what_it_started_on_each_stop_signal(
     state_dir = tmp_path / "devstack"
     read_end, write_end = os.pipe()
     command = [sys.executable, "-c", _FAKE_DEV, "dev", "--state-dir", str(state_dir)]
-    dev = subprocess.Popen(
+    dev = subprocess.Popen(  # noqa: S603  sys.executable on the test's own fake dev
         [*command, "--free-ports"],
         stdin=subprocess.DEVNULL,
         stdout=write_end,

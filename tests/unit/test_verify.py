@@ -28,7 +28,7 @@ from verify import (
     sign,
 )
 
-SECRET = "whsec_test_0123456789abcdef"
+SECRET = "whsec_test_0123456789abcdef"  # noqa: S105  the verify tests' secret, not a credential
 PREVIOUS = "whsec_previous_fedcba9876543210"
 OTHER = "whsec_other_number_5555555555"
 BODY = b'{"a":1}'
