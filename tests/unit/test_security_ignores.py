@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import re
+import subprocess
 import tokenize
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,13 +92,16 @@ def pyproject_problems(pyproject: str) -> list[str]:
 
 
 def _python_files() -> list[Path]:
+    """The files ruff checks: tracked or new, not git-ignored (``build/``, ``.venv``, ...)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", "*.py"],  # noqa: S607  git from PATH, as ruff and make use it
+        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
     return sorted(
-        path
-        for path in REPO_ROOT.rglob("*.py")
-        if not any(
-            part.startswith(".") or part in SKIPPED_DIRS
-            for part in path.relative_to(REPO_ROOT).parts[:-1]
-        )
+        REPO_ROOT / name
+        for name in listed
+        if (REPO_ROOT / name).is_file()
+        and not any(part in SKIPPED_DIRS for part in Path(name).parts[:-1])
     )
 
 
