@@ -59,9 +59,9 @@ deploy-proof: venv ## the zip Terraform deploys, on python312, with its env, end
 bench: venv ## benchmarks side by side with their floors (~10 min): table, ratios, bench/results/
 	$(BIN)/python -m bench $(SECTIONS)
 
-fuzz: venv ## fuzz ingest at the HTTP edge, long (TTMA_FUZZ_EXAMPLES=100000); report in .devstack/
-	@mkdir -p .devstack
-	TTMA_FUZZ_EXAMPLES=$${TTMA_FUZZ_EXAMPLES:-100000} TTMA_FUZZ_REPORT=.devstack/fuzz-report.json \
+fuzz: venv ## fuzz ingest at the HTTP edge, long (TTMA_FUZZ_EXAMPLES=100000); reports in .devstack/fuzz/
+	@mkdir -p .devstack/fuzz
+	TTMA_FUZZ_EXAMPLES=$${TTMA_FUZZ_EXAMPLES:-100000} TTMA_FUZZ_REPORT_DIR=.devstack/fuzz \
 		$(BIN)/pytest -q -s tests/integration/test_ingest_fuzz.py
 
 clean: ## remove the venv and local state

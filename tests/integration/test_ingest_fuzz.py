@@ -8,15 +8,14 @@ with the emulators healthy: no 5xx, the status the policy gives, JSON from inges
 the request (a canary in bodies and headers) in the answer or the log, no log line other than
 ingest's own INFO / WARNING JSON. At the end every ``accepted`` is exactly one message.
 
-Reproducible (``derandomize``); ``TTMA_FUZZ_EXAMPLES`` sets the number of cases (CI default
-below; ``make fuzz`` runs many more) and ``TTMA_FUZZ_REPORT`` a file for the status histogram.
+Reproducible, and sized by ``TTMA_FUZZ_EXAMPLES`` (CI default below; ``make fuzz`` runs
+100,000), with a report ``fuzz-ingest.json`` under ``TTMA_FUZZ_REPORT_DIR``: tests/support/fuzz.py.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import os
 import time
 import uuid
 from collections import Counter
@@ -25,17 +24,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import verify
 from devstack.functions import start_function
+from tests.support.fuzz import examples, fuzz_settings
+from tests.support.fuzz import write_report as report_fuzz
 from tests.support.payloads import SECRET, delivery
 from tests.support.pubsub import pull_all
 from tests.support.raw_http import BAD_CHUNKINGS, RawResponse, exchange, request_bytes
 
 pytestmark = pytest.mark.emulator
-EXAMPLES = int(os.environ.get("TTMA_FUZZ_EXAMPLES", "500"))  # CI; make fuzz: 100000
+EXAMPLES = examples(500)  # CI; make fuzz: 100000
 MAX_BODY = 16 * 1024
 CANARY = "QZXfuzzcanary"  # in bodies and headers; never in an answer or the log
 MAX_DEPTH = 64  # handlers.ingest.MAX_JSON_DEPTH, restated: the oracle is independent
@@ -532,18 +533,13 @@ def cases_run() -> int:
 
 
 def write_report(started: float, *, published: int | None) -> str:
-    report = json.dumps(
-        {
-            "cases": cases_run(),
-            "seconds": round(time.monotonic() - started, 1),
-            "published": published,
-            "histogram": dict(sorted(histogram.items())),
-        },
-        indent=1,
+    return report_fuzz(
+        "ingest",
+        cases=cases_run(),
+        seconds=time.monotonic() - started,
+        histogram=histogram,
+        published=published,
     )
-    if os.environ.get("TTMA_FUZZ_REPORT"):
-        Path(os.environ["TTMA_FUZZ_REPORT"]).write_text(report + "\n")
-    return report
 
 
 def test_no_request_at_the_http_edge_gets_a_5xx_an_echo_or_a_log_of_its_content(
@@ -553,13 +549,7 @@ def test_no_request_at_the_http_edge_gets_a_5xx_an_echo_or_a_log_of_its_content(
     histogram.clear()
     started = time.monotonic()
 
-    @settings(
-        max_examples=EXAMPLES,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @fuzz_settings(EXAMPLES)
     @given(cases())
     def one(case: Case) -> None:
         data = request_bytes(

@@ -1,0 +1,60 @@
+"""What every fuzzer of the suite shares: how many cases, reproducible settings, a report.
+
+CI runs each fuzzer with its own small default number of cases; ``TTMA_FUZZ_EXAMPLES`` sets
+the number for a long run (``make fuzz``), and ``TTMA_FUZZ_REPORT_DIR`` a folder where each
+fuzzer writes ``fuzz-<name>.json`` (cases run, seconds, its histogram of verdicts). Every
+run is derandomized and uses no example database, so CI replays the same cases every time: a
+fuzzer that fails, fails on every run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+
+EXAMPLES_ENV = "TTMA_FUZZ_EXAMPLES"
+REPORT_DIR_ENV = "TTMA_FUZZ_REPORT_DIR"
+
+
+def examples(ci_default: int) -> int:
+    """The number of cases: ``TTMA_FUZZ_EXAMPLES`` when set, else ``ci_default``."""
+    return int(os.environ.get(EXAMPLES_ENV) or ci_default)
+
+
+def fuzz_settings(max_examples: int) -> settings:
+    """Hypothesis settings for a fuzzer: reproducible, no deadline, no health checks (the
+    strategies are deliberately large and slow to draw)."""
+    return settings(
+        max_examples=max_examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+
+
+def write_report(
+    name: str, *, cases: int, seconds: float, histogram: Counter[str], **extra: Any
+) -> str:
+    """The report of one fuzzer as JSON; also written to ``fuzz-<name>.json`` under
+    ``TTMA_FUZZ_REPORT_DIR`` when that is set."""
+    report = json.dumps(
+        {
+            "fuzzer": name,
+            "cases": cases,
+            "seconds": round(seconds, 1),
+            **extra,
+            "histogram": dict(sorted(histogram.items())),
+        },
+        indent=1,
+    )
+    folder = os.environ.get(REPORT_DIR_ENV)
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        Path(folder, f"fuzz-{name}.json").write_text(report + "\n")
+    return report
