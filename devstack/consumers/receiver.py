@@ -126,7 +126,9 @@ class ConsumerReceiver:
             return list(self._received)
 
     def start(self) -> ConsumerReceiver:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 

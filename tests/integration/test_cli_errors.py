@@ -70,7 +70,9 @@ class _RecordingHandler(http.server.BaseHTTPRequestHandler):
 
 
 def serving(server: http.server.HTTPServer) -> Iterator[Any]:
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield server
@@ -93,7 +95,9 @@ def no_google_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env.update(
         HOME=str(home),
         CLOUDSDK_CONFIG=str(home / "gcloud"),
-        NO_GCE_CHECK="True",
+        # google.auth skips its metadata-server probe only for "true" (lower case); else it
+        # pings three times with back-off (~3 s) before it gives up, as off GCE.
+        NO_GCE_CHECK="true",
         GCE_METADATA_HOST="127.0.0.1:1",
         GCE_METADATA_IP="127.0.0.1:1",
     )

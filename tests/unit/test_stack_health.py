@@ -25,7 +25,9 @@ class _NotAllowed(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def serving_url():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotAllowed)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
