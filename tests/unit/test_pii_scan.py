@@ -15,6 +15,8 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from devstack.stack.command import DEV_WEBHOOK_SECRET_PREFIX
 from tests.fixtures import pii_scan
 from tests.support import payloads
@@ -44,16 +46,58 @@ def run_session(body: str) -> subprocess.CompletedProcess[str]:
         )  # fmt: skip
 
 
-def test_a_secret_in_a_log_record_fails_the_session_without_showing_it() -> None:
-    done = run_session(
-        """
-        def test_leaky():
-            log.warning("verifying with %s", payloads.SECRET)
-        """,
+LEAKS = {  # test name in the inner session -> (expression of the value it logs, kind)
+    "test_transcript": ("payloads.GOLDEN['data']['transcript']", "transcript"),
+    "test_phone": ("payloads.GOLDEN['data']['calledNumber']", "phone number"),
+    "test_facts": ("payloads.GOLDEN['data']['task']['facts']['amount_due']", "task.facts"),
+    "test_api_key": (repr(generate_api_key()), "TTMA API key"),
+    "test_phone_hash_key": ("payloads.PHONE_HASH_KEY", "phone hash key"),
+    "test_signed_url": (
+        "'https://x/_recordings/a.mp3?X-Sandbox-Expires=1&X-Sandbox-Signature=' + 'ab' * 32",
+        "signed URL signature",
+    ),
+}
+LEAKY_SESSION = (  # one inner session for every case that must fail it (each ~2 s to start)
+    """
+    def test_leaky():
+        log.warning("verifying with %s", payloads.SECRET)
+
+    def test_stack(tmp_path):
+        (tmp_path / "endpoints.env").write_text("export TTMA_WEBHOOK_SECRET=dev_f00d42\\n")
+        (tmp_path / "sandbox.log").write_text("signing with dev_f00d42\\n")
+
+    @pytest.mark.shows_pii("prints the call the operator asked for")
+    def test_shows_a_call():
+        print(payloads.GOLDEN["data"]["transcript"])
+
+    def test_prints_without_the_marker():
+        print(payloads.GOLDEN["data"]["transcript"])
+
+    @pytest.mark.shows_pii("the marker covers stdout only")
+    def test_marked_but_logs_it():
+        log.warning(payloads.GOLDEN["data"]["transcript"])
+    """
+    + "".join(  # one test per kind, each writing its value to a log file of its own
+        f"""
+    def {name}(tmp_path):
+        (tmp_path / "logs").mkdir()
+        (tmp_path / "logs" / "ingest.log").write_text("archived " + str({leak}) + "\\n")
+    """
+        for name, (leak, _) in LEAKS.items()
     )
-    output = done.stdout + done.stderr
-    assert done.returncode == 1, output
-    assert "1 passed" in output  # the test itself passed: the scan failed the session
+)
+
+
+@pytest.fixture(scope="module")
+def leaky() -> subprocess.CompletedProcess[str]:
+    done = run_session(LEAKY_SESSION)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"{5 + len(LEAKS)} passed" in done.stdout  # the tests passed: the scan failed it
+    return done
+
+
+def test_a_secret_in_a_log_record_fails_the_session_without_showing_it(leaky) -> None:
+    output = leaky.stdout + leaky.stderr
     assert "test_case.py::test_leaky [Captured log call]: webhook secret (whse…" in output
     assert payloads.SECRET not in output
 
@@ -72,67 +116,21 @@ def test_a_clean_session_passes_and_says_what_it_scanned() -> None:
     assert "1 log files" in done.stdout
 
 
-LEAKS = {  # test name in the inner session -> (expression of the value it logs, kind)
-    "test_transcript": ("payloads.GOLDEN['data']['transcript']", "transcript"),
-    "test_phone": ("payloads.GOLDEN['data']['calledNumber']", "phone number"),
-    "test_facts": ("payloads.GOLDEN['data']['task']['facts']['amount_due']", "task.facts"),
-    "test_api_key": (repr(generate_api_key()), "TTMA API key"),
-    "test_phone_hash_key": ("payloads.PHONE_HASH_KEY", "phone hash key"),
-    "test_signed_url": (
-        "'https://x/_recordings/a.mp3?X-Sandbox-Expires=1&X-Sandbox-Signature=' + 'ab' * 32",
-        "signed URL signature",
-    ),
-}
-
-
-def test_a_served_function_s_log_file_is_scanned_for_each_kind() -> None:
-    """One inner session, one test per kind, each writing its value to a log file of its own."""
-    body = "".join(
-        f"""
-        def {name}(tmp_path):
-            (tmp_path / "logs").mkdir()
-            (tmp_path / "logs" / "ingest.log").write_text("archived " + str({leak}) + "\\n")
-        """
-        for name, (leak, _) in LEAKS.items()
-    )
-    done = run_session(body)
-    assert done.returncode == 1, done.stdout + done.stderr
+def test_a_served_function_s_log_file_is_scanned_for_each_kind(leaky) -> None:
     for name, (_, kind) in LEAKS.items():
-        assert f"{name}0/logs/ingest.log [log file]: {kind} (" in done.stdout, name
-    assert done.stdout.count("[log file]") == len(LEAKS)
+        assert f"{name}0/logs/ingest.log [log file]: {kind} (" in leaky.stdout, name
+    assert leaky.stdout.count("/logs/ingest.log [log file]") == len(LEAKS)
 
 
-def test_a_stack_s_own_secret_from_its_endpoints_file_is_looked_for() -> None:
-    done = run_session(
-        """
-        def test_stack(tmp_path):
-            (tmp_path / "endpoints.env").write_text("export TTMA_WEBHOOK_SECRET=dev_f00d42\\n")
-            (tmp_path / "sandbox.log").write_text("signing with dev_f00d42\\n")
-        """,
-    )
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert "sandbox.log [log file]: webhook secret (dev_… (10 chars))" in done.stdout
+def test_a_stack_s_own_secret_from_its_endpoints_file_is_looked_for(leaky) -> None:
+    assert "sandbox.log [log file]: webhook secret (dev_… (10 chars))" in leaky.stdout
 
 
-def test_stdout_shown_on_purpose_is_allowed_only_with_the_marker_and_logs_never() -> None:
-    done = run_session(
-        """
-        @pytest.mark.shows_pii("prints the call the operator asked for")
-        def test_shows_a_call():
-            print(payloads.GOLDEN["data"]["transcript"])
-
-        def test_prints_without_the_marker():
-            print(payloads.GOLDEN["data"]["transcript"])
-
-        @pytest.mark.shows_pii("the marker covers stdout only")
-        def test_marked_but_logs_it():
-            log.warning(payloads.GOLDEN["data"]["transcript"])
-        """,
-    )
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert "test_shows_a_call" not in done.stdout.split("PII/secret scan", 1)[1]
-    assert "test_prints_without_the_marker [Captured stdout call]: transcript" in done.stdout
-    assert "test_marked_but_logs_it [Captured log call]: transcript" in done.stdout
+def test_stdout_shown_on_purpose_is_allowed_only_with_the_marker_and_logs_never(leaky) -> None:
+    found = leaky.stdout.split("PII/secret scan", 1)[1]
+    assert "test_shows_a_call" not in found
+    assert "test_prints_without_the_marker [Captured stdout call]: transcript" in found
+    assert "test_marked_but_logs_it [Captured log call]: transcript" in found
 
 
 def test_the_marker_needs_a_reason() -> None:
