@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import typing
 from typing import Any
 
 import pytest
@@ -20,7 +21,10 @@ from tests.support.archive import cloud_event, encode, push_body, push_for
 from tests.support.paths import REPO_ROOT
 from tests.support.payloads import delivery
 from ttma_relay import logs
+from ttma_relay.adapters import call_index
+from ttma_relay.contract import messages
 from ttma_relay.contract.call_event import IgnoredEvent, PoisonMessage, decode_call_event
+from ttma_relay.contract.messages import message_attributes
 
 HANDLERS = {"archive_transcript": archive_transcript, "archive_recording": archive_recording}
 
@@ -118,6 +122,43 @@ def test_a_call_ended_event_reaches_the_archive_with_its_outcome(log_lines):
         "archived",
         envelope["data"]["id"],
     )
+
+
+def archived_line(attributes: dict[str, str], log_lines) -> dict[str, Any]:
+    """The log line of a ``call.ended`` message with ``attributes``, archived."""
+    envelope = delivery()
+    body = push_body(encode(envelope), attributes)
+    run_subscriber(
+        "archive_transcript", cloud_event(body), lambda *_: "archived", is_forgotten=lambda _: False
+    )
+    [line] = log_lines()
+    return line
+
+
+@pytest.mark.parametrize("source", ["webhook", "reconcile", "replay"])
+def test_a_known_source_is_logged_as_it_is(source, log_lines):
+    attributes = message_attributes(delivery(), source)  # type: ignore[arg-type]
+    assert archived_line(attributes, log_lines)["source"] == source
+
+
+@pytest.mark.parametrize(
+    "source", ["QZXsourcecanary", "Webhook", "webhook ", "replay\n", "+16475551234", "x" * 1024]
+)
+def test_any_other_source_is_logged_as_other_never_as_written(source, log_lines):
+    line = archived_line({**message_attributes(delivery(), "webhook"), "source": source}, log_lines)
+    assert line["source"] == "other"
+    assert source.strip() not in json.dumps(line).replace('"other"', "")
+
+
+@pytest.mark.parametrize("attributes", [{}, {"source": ""}, {"source": 7}])
+def test_a_message_without_a_source_logs_none(attributes, log_lines):
+    assert "source" not in archived_line(attributes, log_lines)
+
+
+def test_the_known_sources_are_the_three_the_publishers_write():
+    assert messages.KNOWN_SOURCES == {"webhook", "reconcile", "replay"}
+    assert frozenset(typing.get_args(messages.Source)) == messages.KNOWN_SOURCES
+    assert call_index.KNOWN_SOURCES is messages.KNOWN_SOURCES  # one definition, not two
 
 
 def test_every_outcome_logged_here_is_in_the_contract(log_lines):

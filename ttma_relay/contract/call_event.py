@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ttma_relay.contract.call_keys import CallKeyError, archive_date, call_key
+from ttma_relay.contract.messages import KNOWN_SOURCES
 
 PUBSUB_EVENT_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
 CALL_ENDED = "call.ended"
 HANDLED_EVENTS = frozenset({CALL_ENDED})
+OTHER_SOURCE = "other"  # the logged ``source`` of a message whose source no publisher writes
 
 
 class PoisonMessage(Exception):
@@ -70,12 +72,14 @@ class CallEvent:
         return self.attributes.get("source") or None
 
     def log_context(self) -> dict[str, Any]:
-        """Non-sensitive identifiers for log lines."""
+        """Non-sensitive identifiers for log lines. ``source`` is a known one or ``"other"``:
+        the attribute is whatever the publisher wrote, and a log line never repeats that."""
+        source = self.source
         return {
             "callId": self.call_id,
             "deliveryId": self.delivery_id,
             "messageId": self.message_id,
-            "source": self.source,
+            "source": source if source is None or source in KNOWN_SOURCES else OTHER_SOURCE,
         }
 
 
