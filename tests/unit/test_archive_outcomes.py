@@ -96,6 +96,18 @@ def test_a_cloud_event_that_is_not_a_pubsub_message_is_poison(log_lines):
     assert log_lines()[0]["reason"] == "not_pubsub"
 
 
+def test_the_type_of_a_cloud_event_that_is_not_a_pubsub_message_is_not_logged(log_lines):
+    event_type = "QZXtypecanary: +16475551234"  # whoever sends the CloudEvent chooses it
+    body = push_for(delivery())
+    assert archive_transcript.handle(cloud_event(body, event_type=event_type), None) == "poison"
+    [line] = log_lines()
+    assert (line["reason"], line["detail"]) == (
+        "not_pubsub",
+        "the CloudEvent is not a Pub/Sub message",
+    )
+    assert "QZXtypecanary" not in json.dumps(line)
+
+
 def test_ignored_is_not_a_kind_of_poison():
     with pytest.raises(IgnoredEvent) as raised:
         decode_call_event(cloud_event(IGNORED["call.started"][0]))
