@@ -113,8 +113,8 @@ def _envelope(message: Mapping[str, Any]) -> dict[str, Any]:
         decoded = base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError):
         raise PoisonMessage("bad_base64", "the message data is not valid base64") from None
-    try:
-        envelope = json.loads(decoded)
+    try:  # UTF-8 only: json.loads would take UTF-16 or UTF-32 bytes, or a BOM, as well
+        envelope = json.loads(decoded.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise PoisonMessage("bad_json", "the message data is not UTF-8 JSON") from None
     if not isinstance(envelope, dict):
