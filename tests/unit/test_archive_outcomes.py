@@ -13,6 +13,7 @@ import typing
 from typing import Any
 
 import pytest
+from cloudevents.http import CloudEvent
 
 from handlers import archive_recording, archive_transcript
 from handlers.ingest import STATUS_BY_ERROR
@@ -23,7 +24,12 @@ from tests.support.payloads import delivery
 from ttma_relay import logs
 from ttma_relay.adapters import call_index
 from ttma_relay.contract import messages
-from ttma_relay.contract.call_event import IgnoredEvent, PoisonMessage, decode_call_event
+from ttma_relay.contract.call_event import (
+    PUBSUB_EVENT_TYPE,
+    IgnoredEvent,
+    PoisonMessage,
+    decode_call_event,
+)
 from ttma_relay.contract.messages import message_attributes
 
 HANDLERS = {"archive_transcript": archive_transcript, "archive_recording": archive_recording}
@@ -109,6 +115,52 @@ def test_the_type_of_a_cloud_event_that_is_not_a_pubsub_message_is_not_logged(lo
         "the CloudEvent is not a Pub/Sub message",
     )
     assert "QZXtypecanary" not in json.dumps(line)
+
+
+class Unreadable:
+    """No CloudEvent: reading its type raises ``error``, or (``type_ok``) its data does."""
+
+    def __init__(self, error: type[Exception], *, type_ok: bool = False) -> None:
+        self.error, self.type_ok = error, type_ok
+
+    def __getitem__(self, name: str) -> str:
+        if self.type_ok:
+            return PUBSUB_EVENT_TYPE
+        raise self.error("QZXreadcanary")
+
+    @property
+    def data(self) -> Any:
+        raise self.error("QZXreadcanary")
+
+
+@pytest.mark.parametrize("error", [ValueError, IndexError, RuntimeError, AttributeError])
+@pytest.mark.parametrize(("type_ok", "reason"), [(False, "not_pubsub"), (True, "no_message")])
+def test_an_object_that_raises_when_read_is_poison_not_a_crash(error, type_ok, reason, log_lines):
+    unreadable = Unreadable(error, type_ok=type_ok)
+    with pytest.raises(PoisonMessage) as raised:
+        decode_call_event(unreadable)
+    assert raised.value.reason == reason
+    assert archive_transcript.handle(unreadable, None) == "poison"
+    [line] = log_lines()
+    assert (line["severity"], line["reason"]) == ("WARNING", reason)
+    assert "QZXreadcanary" not in json.dumps(line)
+
+
+class Incomparable:
+    """A CloudEvent type that raises when compared."""
+
+    def __eq__(self, other: object) -> bool:
+        raise ValueError("QZXreadcanary")
+
+    __ne__ = __eq__
+    __hash__ = object.__hash__
+
+
+def test_a_type_that_cannot_be_compared_is_not_pubsub():
+    event = CloudEvent({"type": Incomparable(), "source": "s"}, push_for(delivery()))
+    with pytest.raises(PoisonMessage) as raised:
+        decode_call_event(event)
+    assert raised.value.reason == "not_pubsub"
 
 
 def test_ignored_is_not_a_kind_of_poison():

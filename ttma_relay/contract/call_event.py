@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,17 +83,20 @@ class CallEvent:
         }
 
 
-def _attribute(cloud_event: Any, name: str) -> Any:
+def _read(read: Callable[[], Any]) -> Any:
+    """``read()``, or ``None`` when it raises: the object read may be anything at all, and
+    whatever reading it raises makes it a message that cannot be processed, not a crash."""
     try:
-        return cloud_event[name]
-    except (KeyError, TypeError):
+        return read()
+    except Exception:
         return None
 
 
 def _message(cloud_event: Any) -> Mapping[str, Any]:
-    if _attribute(cloud_event, "type") != PUBSUB_EVENT_TYPE:  # the type is not shown: logged
+    event_type = _read(lambda: cloud_event["type"])
+    if not isinstance(event_type, str) or event_type != PUBSUB_EVENT_TYPE:  # not shown: logged
         raise PoisonMessage("not_pubsub", "the CloudEvent is not a Pub/Sub message")
-    data = getattr(cloud_event, "data", None)
+    data = _read(lambda: cloud_event.data)
     if isinstance(data, (bytes, str)):
         try:
             data = json.loads(data)
