@@ -94,7 +94,8 @@ def _read(read: Callable[[], Any]) -> Any:
 
 def _message(cloud_event: Any) -> Mapping[str, Any]:
     event_type = _read(lambda: cloud_event["type"])
-    if not isinstance(event_type, str) or event_type != PUBSUB_EVENT_TYPE:  # not shown: logged
+    if not isinstance(event_type, str) or event_type != PUBSUB_EVENT_TYPE:
+        # The type is not named: the sender chose it, and the detail is logged.
         raise PoisonMessage("not_pubsub", "the CloudEvent is not a Pub/Sub message")
     data = _read(lambda: cloud_event.data)
     if isinstance(data, (bytes, str)):
