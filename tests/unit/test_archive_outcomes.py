@@ -9,9 +9,11 @@ from __future__ import annotations
 import io
 import json
 import re
+import typing
 from typing import Any
 
 import pytest
+from cloudevents.http import CloudEvent
 
 from handlers import archive_recording, archive_transcript
 from handlers.ingest import STATUS_BY_ERROR
@@ -20,7 +22,15 @@ from tests.support.archive import cloud_event, encode, push_body, push_for
 from tests.support.paths import REPO_ROOT
 from tests.support.payloads import delivery
 from ttma_relay import logs
-from ttma_relay.contract.call_event import IgnoredEvent, PoisonMessage, decode_call_event
+from ttma_relay.adapters import call_index
+from ttma_relay.contract import messages
+from ttma_relay.contract.call_event import (
+    PUBSUB_EVENT_TYPE,
+    IgnoredEvent,
+    PoisonMessage,
+    decode_call_event,
+)
+from ttma_relay.contract.messages import message_attributes
 
 HANDLERS = {"archive_transcript": archive_transcript, "archive_recording": archive_recording}
 
@@ -56,6 +66,9 @@ POISON = {
         "bad_base64",
     ),
     "not JSON": (push_body(b"\xff\xfe not json"), "bad_json"),
+    "UTF-16 JSON": (push_body(json.dumps(delivery()).encode("utf-16")), "bad_json"),
+    "UTF-32 JSON, no BOM": (push_body(json.dumps(delivery()).encode("utf-32-le")), "bad_json"),
+    "UTF-8 JSON after a BOM": (push_body(b"\xef\xbb\xbf" + encode(delivery())), "bad_json"),
     "not an object": (push_body(b"[1, 2, 3]"), "not_an_object"),
     "event not a string": (push_body(encode({**delivery(), "event": 7})), "bad_event"),
     "no call": (push_body(encode({**delivery(), "data": None})), "no_call"),
@@ -92,6 +105,64 @@ def test_a_cloud_event_that_is_not_a_pubsub_message_is_poison(log_lines):
     assert log_lines()[0]["reason"] == "not_pubsub"
 
 
+def test_the_type_of_a_cloud_event_that_is_not_a_pubsub_message_is_not_logged(log_lines):
+    event_type = "QZXtypecanary: +16475551234"  # whoever sends the CloudEvent chooses it
+    body = push_for(delivery())
+    assert archive_transcript.handle(cloud_event(body, event_type=event_type), None) == "poison"
+    [line] = log_lines()
+    assert (line["reason"], line["detail"]) == (
+        "not_pubsub",
+        "the CloudEvent is not a Pub/Sub message",
+    )
+    assert "QZXtypecanary" not in json.dumps(line)
+
+
+class Unreadable:
+    """No CloudEvent: reading its type raises ``error``, or (``type_ok``) its data does."""
+
+    def __init__(self, error: type[Exception], *, type_ok: bool = False) -> None:
+        self.error, self.type_ok = error, type_ok
+
+    def __getitem__(self, name: str) -> str:
+        if self.type_ok:
+            return PUBSUB_EVENT_TYPE
+        raise self.error("QZXreadcanary")
+
+    @property
+    def data(self) -> Any:
+        raise self.error("QZXreadcanary")
+
+
+@pytest.mark.parametrize("error", [ValueError, IndexError, RuntimeError, AttributeError])
+@pytest.mark.parametrize(("type_ok", "reason"), [(False, "not_pubsub"), (True, "no_message")])
+def test_an_object_that_raises_when_read_is_poison_not_a_crash(error, type_ok, reason, log_lines):
+    unreadable = Unreadable(error, type_ok=type_ok)
+    with pytest.raises(PoisonMessage) as raised:
+        decode_call_event(unreadable)
+    assert raised.value.reason == reason
+    assert archive_transcript.handle(unreadable, None) == "poison"
+    [line] = log_lines()
+    assert (line["severity"], line["reason"]) == ("WARNING", reason)
+    assert "QZXreadcanary" not in json.dumps(line)
+
+
+class Incomparable:
+    """A CloudEvent type that raises when compared."""
+
+    def __eq__(self, other: object) -> bool:
+        raise ValueError("QZXreadcanary")
+
+    __ne__ = __eq__
+    __hash__ = object.__hash__
+
+
+def test_a_type_that_cannot_be_compared_is_not_pubsub():
+    event = CloudEvent({"type": Incomparable(), "source": "s"}, push_for(delivery()))
+    with pytest.raises(PoisonMessage) as raised:
+        decode_call_event(event)
+    assert raised.value.reason == "not_pubsub"
+
+
 def test_ignored_is_not_a_kind_of_poison():
     with pytest.raises(IgnoredEvent) as raised:
         decode_call_event(cloud_event(IGNORED["call.started"][0]))
@@ -118,6 +189,43 @@ def test_a_call_ended_event_reaches_the_archive_with_its_outcome(log_lines):
         "archived",
         envelope["data"]["id"],
     )
+
+
+def archived_line(attributes: dict[str, str], log_lines) -> dict[str, Any]:
+    """The log line of a ``call.ended`` message with ``attributes``, archived."""
+    envelope = delivery()
+    body = push_body(encode(envelope), attributes)
+    run_subscriber(
+        "archive_transcript", cloud_event(body), lambda *_: "archived", is_forgotten=lambda _: False
+    )
+    [line] = log_lines()
+    return line
+
+
+@pytest.mark.parametrize("source", ["webhook", "reconcile", "replay"])
+def test_a_known_source_is_logged_as_it_is(source, log_lines):
+    attributes = message_attributes(delivery(), source)  # type: ignore[arg-type]
+    assert archived_line(attributes, log_lines)["source"] == source
+
+
+@pytest.mark.parametrize(
+    "source", ["QZXsourcecanary", "Webhook", "webhook ", "replay\n", "+16475551234", "x" * 1024]
+)
+def test_any_other_source_is_logged_as_other_never_as_written(source, log_lines):
+    line = archived_line({**message_attributes(delivery(), "webhook"), "source": source}, log_lines)
+    assert line["source"] == "other"
+    assert source.strip() not in json.dumps(line).replace('"other"', "")
+
+
+@pytest.mark.parametrize("attributes", [{}, {"source": ""}, {"source": 7}])
+def test_a_message_without_a_source_logs_none(attributes, log_lines):
+    assert "source" not in archived_line(attributes, log_lines)
+
+
+def test_the_known_sources_are_the_three_the_publishers_write():
+    assert messages.KNOWN_SOURCES == {"webhook", "reconcile", "replay"}
+    assert frozenset(typing.get_args(messages.Source)) == messages.KNOWN_SOURCES
+    assert call_index.KNOWN_SOURCES is messages.KNOWN_SOURCES  # one definition, not two
 
 
 def test_every_outcome_logged_here_is_in_the_contract(log_lines):

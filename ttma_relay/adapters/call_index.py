@@ -35,6 +35,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from ttma_relay.contract.call_keys import parse_timestamp
+from ttma_relay.contract.messages import KNOWN_SOURCES  # a source outside it is not stored
 from ttma_relay.contract.party_numbers import party_number_hashes
 
 Status = Literal["archived", "pending", "not_shipped", "unavailable"]
@@ -49,9 +50,6 @@ _COPIED_FIELDS = (
     "hasTranscript",
     "recordingAvailable",
 )
-# The ``source`` attribute values ingest and reconcile publish (``contract.messages.Source``; not
-# imported: the archivers need no Pub/Sub client). Anything else is not stored.
-KNOWN_SOURCES: frozenset[str] = frozenset({"webhook", "reconcile", "replay"})
 _USAGE_FIELDS = ("turnCount", "inputTokens", "outputTokens")
 _QUALITY_FIELDS = ("grade", "p50ResponseLatencyMs", "p95ResponseLatencyMs")
 

@@ -17,15 +17,17 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ttma_relay.contract.call_keys import CallKeyError, archive_date, call_key
+from ttma_relay.contract.messages import KNOWN_SOURCES
 
 PUBSUB_EVENT_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
 CALL_ENDED = "call.ended"
 HANDLED_EVENTS = frozenset({CALL_ENDED})
+OTHER_SOURCE = "other"  # the logged ``source`` of a message whose source no publisher writes
 
 
 class PoisonMessage(Exception):
@@ -70,28 +72,32 @@ class CallEvent:
         return self.attributes.get("source") or None
 
     def log_context(self) -> dict[str, Any]:
-        """Non-sensitive identifiers for log lines."""
+        """Non-sensitive identifiers for log lines. ``source`` is a known one or ``"other"``:
+        the attribute is whatever the publisher wrote, and a log line never repeats that."""
+        source = self.source
         return {
             "callId": self.call_id,
             "deliveryId": self.delivery_id,
             "messageId": self.message_id,
-            "source": self.source,
+            "source": source if source is None or source in KNOWN_SOURCES else OTHER_SOURCE,
         }
 
 
-def _attribute(cloud_event: Any, name: str) -> Any:
+def _read(read: Callable[[], Any]) -> Any:
+    """``read()``, or ``None`` when it raises: the object read may be anything at all, and
+    whatever reading it raises makes it a message that cannot be processed, not a crash."""
     try:
-        return cloud_event[name]
-    except (KeyError, TypeError):
+        return read()
+    except Exception:
         return None
 
 
 def _message(cloud_event: Any) -> Mapping[str, Any]:
-    event_type = _attribute(cloud_event, "type")
-    if event_type != PUBSUB_EVENT_TYPE:
-        shown = str(event_type)[:100]
-        raise PoisonMessage("not_pubsub", f"CloudEvent type {shown!r} is not a Pub/Sub message")
-    data = getattr(cloud_event, "data", None)
+    event_type = _read(lambda: cloud_event["type"])
+    if not isinstance(event_type, str) or event_type != PUBSUB_EVENT_TYPE:
+        # The type is not named: the sender chose it, and the detail is logged.
+        raise PoisonMessage("not_pubsub", "the CloudEvent is not a Pub/Sub message")
+    data = _read(lambda: cloud_event.data)
     if isinstance(data, (bytes, str)):
         try:
             data = json.loads(data)
@@ -111,8 +117,8 @@ def _envelope(message: Mapping[str, Any]) -> dict[str, Any]:
         decoded = base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError):
         raise PoisonMessage("bad_base64", "the message data is not valid base64") from None
-    try:
-        envelope = json.loads(decoded)
+    try:  # UTF-8 only: json.loads would take UTF-16 or UTF-32 bytes, or a BOM, as well
+        envelope = json.loads(decoded.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise PoisonMessage("bad_json", "the message data is not UTF-8 JSON") from None
     if not isinstance(envelope, dict):

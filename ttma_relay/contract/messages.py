@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from ttma_relay.contract.timestamps import iso_millis
 
@@ -21,6 +21,9 @@ SCHEMA_VERSION = "1"
 CONTENT_TYPE = "application/json"
 MAX_ATTRIBUTE_VALUE_BYTES = 1024  # Pub/Sub's limit per attribute value
 Source = Literal["webhook", "reconcile", "replay"]
+# The ``source`` values the publishers (ingest, reconcile, replay) write: the only ones the
+# archivers log or index, whoever else publishes to the topic.
+KNOWN_SOURCES: frozenset[str] = frozenset(get_args(Source))
 ATTRIBUTE_NAMES = (
     "event",
     "deliveryId",
