@@ -246,3 +246,17 @@ def test_storable_changes_only_what_firestore_cannot_hold() -> None:
         "n": {"m": str(-(2**70))},
     }
     assert storable(True) is True and storable(2**63 - 1) == 2**63 - 1
+
+
+def test_a_nan_redelivered_writes_nothing(index, firestore_client, calls_collection) -> None:
+    """JSON parsers read ``NaN``; NaN is not equal to itself, so a redelivery used to rewrite
+    the document (``updatedAt`` too) every time."""
+    data = call(
+        durationSeconds=float("nan"), quality={"grade": "A", "p50ResponseLatencyMs": float("nan")}
+    )
+    assert index_call(index, "k", data)
+    reference = firestore_client.collection(calls_collection).document("k")
+    first = reference.get()
+    assert not index_call(index, "k", data)
+    assert reference.get().update_time == first.update_time
+    assert index_call(index, "k", call(durationSeconds=1.5))  # a number after all: written

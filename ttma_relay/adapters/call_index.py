@@ -32,6 +32,7 @@ surrogate as its escape text, such an integer as its decimal text.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import partial
@@ -154,12 +155,14 @@ def call_defaults(
 
 def _same(current: Mapping[str, Any], name: str, wanted: Any) -> bool:
     """Whether ``current`` already holds ``wanted`` under ``name``; a missing field is not
-    ``None``, and ``True`` is not ``1``."""
+    ``None``, ``True`` is not ``1``, and a NaN (JSON parsers read ``NaN``) is the NaN stored."""
     if name not in current:
         return False
     value = current[name]
     if isinstance(wanted, Mapping):
         return isinstance(value, Mapping) and all(_same(value, k, v) for k, v in wanted.items())
+    if isinstance(wanted, float) and math.isnan(wanted):
+        return isinstance(value, float) and math.isnan(value)
     return isinstance(value, bool) == isinstance(wanted, bool) and bool(value == wanted)
 
 
