@@ -92,6 +92,14 @@ def test_a_cloud_event_that_is_not_a_pubsub_message_is_poison(log_lines):
     assert log_lines()[0]["reason"] == "not_pubsub"
 
 
+def test_the_type_of_a_cloud_event_that_is_no_pubsub_message_is_not_logged(log_lines):
+    """The type is the sender's text (a ``ce-type`` header): logging it would log a request."""
+    event = cloud_event(push_for(delivery()), event_type="x.QZXtypecanary")
+    assert archive_transcript.handle(event, None) == "poison"
+    [line] = log_lines()
+    assert line["reason"] == "not_pubsub" and "QZXtypecanary" not in json.dumps(line)
+
+
 def test_ignored_is_not_a_kind_of_poison():
     with pytest.raises(IgnoredEvent) as raised:
         decode_call_event(cloud_event(IGNORED["call.started"][0]))

@@ -88,9 +88,8 @@ def _attribute(cloud_event: Any, name: str) -> Any:
 
 def _message(cloud_event: Any) -> Mapping[str, Any]:
     event_type = _attribute(cloud_event, "type")
-    if event_type != PUBSUB_EVENT_TYPE:
-        shown = str(event_type)[:100]
-        raise PoisonMessage("not_pubsub", f"CloudEvent type {shown!r} is not a Pub/Sub message")
+    if event_type != PUBSUB_EVENT_TYPE:  # the type is not named: it is the sender's text
+        raise PoisonMessage("not_pubsub", "the CloudEvent's type is not a Pub/Sub message's")
     data = getattr(cloud_event, "data", None)
     if isinstance(data, (bytes, str)):
         try:
