@@ -9,6 +9,12 @@ in the logs because the handler has already logged the reason as one JSON line. 
 unexpected raises as it is (a 500 with its traceback). ``RetryLater`` messages name causes,
 never payload contents or signed URLs, and are raised ``from None`` so no lower-level message
 rides along.
+
+A request functions-framework cannot turn into a CloudEvent never reaches the function: left
+alone, functions-framework answers it 400 with the request's headers and body quoted back, or
+500 with a traceback, and Pub/Sub redelivers it until the dead-letter topic takes it.
+``answer_not_a_push`` (registered by ``wiring.prepare`` for the archivers) acks it as poison
+``not_a_push`` instead, without a word of the request.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from werkzeug.exceptions import ServiceUnavailable
+import flask
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from ttma_relay.adapters.archive_store import ArchiveStore
 from ttma_relay.adapters.call_index import CallIndex
@@ -34,6 +41,7 @@ from ttma_relay.settings import ArchiveSettings
 IGNORED = "ignored"  # a valid message of an event type they do not handle: acked, INFO
 POISON = "poison"  # a message no retry can process: acked, WARNING
 RETRY = "retry"  # raised for redelivery
+NOT_A_PUSH = "not_a_push"  # the poison reason of a request that is no Pub/Sub push at all
 FORGOTTEN = "forgotten"  # a call ``ttma-relay forget`` erased: acked unarchived, INFO
 ARCHIVE_OUTCOMES = frozenset(
     {
@@ -82,14 +90,57 @@ class RetryLater(Exception):
         self.message = message
 
 
+_REACHED = "ttma_reached_the_function"  # set on ``flask.g`` once a request is in the function
+
+
 @contextlib.contextmanager
 def answer_retry_later() -> Iterator[None]:
     """``RetryLater`` → HTTP 503 without a traceback (functions-framework answers a werkzeug
-    ``HTTPException`` as it is, and logs anything else with its traceback as a 500)."""
+    ``HTTPException`` as it is, and logs anything else with its traceback as a 500).
+
+    The subscriber entry points run their handler in it, so entering it also marks the request
+    as one that reached the function: ``answer_not_a_push`` leaves what it raises alone."""
+    if flask.has_request_context():
+        setattr(flask.g, _REACHED, True)
     try:
         yield
     except RetryLater as retry:
         raise ServiceUnavailable(description=retry.message) from None
+
+
+def answer_not_a_push(function: str) -> Callable[[Exception], Any]:
+    """The error handler (for ``Exception``) of the app serving subscriber ``function``.
+
+    A request functions-framework could not turn into a CloudEvent — not JSON, JSON that is
+    no Pub/Sub push (no ``message`` with ``data`` and ``messageId``, no ``subscription``), a
+    body cloudevents cannot read, wrong ``ce-*`` headers — raises before the function runs
+    (``EventConversionException`` answered as a 400 quoting the request, a ``BadRequest`` or
+    ``UnsupportedMediaType`` from the JSON parse, cloudevents' own errors or a ``TypeError``
+    as a 500). No redelivery can change such a request: it is answered 200 ``OK``, the ack the
+    function gives, with nothing of the request, and logged as one JSON line: outcome
+    ``poison``, reason ``not_a_push``, at WARNING, with the exception's class name only.
+
+    What the function itself raises (its 503 for a retry, a bug's 500 with its traceback)
+    and the routing's own answers (405 for a method other than POST) pass through unchanged.
+    """
+
+    def answer(error: Exception) -> Any:
+        if getattr(flask.g, _REACHED, False) or flask.request.routing_exception is not None:
+            if isinstance(error, HTTPException):
+                return error
+            raise error
+        log_event(
+            "WARNING",
+            f"{function} {POISON}",
+            function=function,
+            outcome=POISON,
+            reason=NOT_A_PUSH,
+            errorType=type(error).__name__,
+            detail="functions-framework could not make a CloudEvent of the request",
+        )
+        return "OK", 200
+
+    return answer
 
 
 def log_outcome(

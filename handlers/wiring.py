@@ -274,12 +274,28 @@ def prepare(target: str | None) -> None:
     """What ``main.py`` does at start-up, for the function this instance serves (Cloud
     Functions and functions-framework set ``FUNCTION_TARGET``): validate its settings, import
     its handler and client libraries (before gunicorn forks, so every worker has them), and
-    warm its clients in each worker. Another target, or none, does nothing."""
+    warm its clients in each worker; a push subscriber's app also acks a request that is no
+    Pub/Sub push (``answer_not_a_push_in``). Another target, or none, does nothing."""
     if target not in BY_NAME:
         return
     validate_settings_for(target)
     import_handler(target)
+    answer_not_a_push_in(target)
     warm_in_worker(target)
+
+
+def answer_not_a_push_in(target: str) -> None:
+    """For a Pub/Sub push subscriber (the archivers), register ``answer_not_a_push`` on the
+    app functions-framework is loading ``main.py`` into (its app context is current while it
+    does): a request that is no push is acked as poison, not answered 400 or 500 by the
+    framework. Outside an app (``import main`` in a test) there is nothing to register on."""
+    import flask
+
+    if BY_NAME[target].trigger != "push" or not flask.has_app_context():
+        return
+    from handlers.subscriber import answer_not_a_push
+
+    flask.current_app.register_error_handler(Exception, answer_not_a_push(target))
 
 
 def validate_settings_for(target: str | None) -> None:

@@ -403,3 +403,15 @@ def test_a_reconciled_recording_keeps_its_source_when_the_webhook_comes(
     assert entry["source"] == "reconcile"
     assert entry["deliveryIds"] == [reconciled["deliveryId"], webhook["deliveryId"]]
     assert entry["recordingArchivedAt"] == stored_recording(archive_bucket, webhook).time_created
+
+
+def test_a_call_id_with_a_lone_surrogate_is_recorded_not_a_crash(sandbox, make_deps, index):
+    """Its tombstone lookup, its API path and its index document all hold the surrogate."""
+    ended = datetime.now(UTC) - timedelta(hours=2)  # past the wait: the unknown call is given up
+    envelope = envelope_for({"id": "v3:x\ud800", "endedAt": iso_millis(ended)})
+    body = push_body(encode(envelope, ascii_only=True), {"event": "call.ended"})
+    assert archive_recording.handle(cloud_event(body), make_deps()) == "unavailable"
+    entry = index.get(call_key("v3:x\ud800"))
+    assert (entry["callId"], entry["recordingStatus"]) == ("v3:x\\ud800", "unavailable")
+    [asked] = [r["path"] for r in url_requests(sandbox)]  # as the sandbox decoded it
+    assert asked.startswith("/v1/voice/calls/v3:x") and asked.endswith("/recording")

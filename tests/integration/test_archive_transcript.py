@@ -372,3 +372,37 @@ def test_an_old_style_call_without_end_reason_or_end_time_is_found_by_eq_null(
     for field in ("endedReason", "endedAt"):
         query = collection.where(filter=FieldFilter(field, "==", None))
         assert [snapshot.id for snapshot in query.stream()] == [call_key(old["data"]["id"])]
+
+
+def test_a_call_with_a_lone_surrogate_and_a_huge_integer_is_archived_not_redelivered(
+    client, archive_bucket, index
+):
+    """JSON allows both; Firestore holds neither (docs/archive.md, the index): every write of
+    the call used to fail (a 500), and Pub/Sub redelivered it until it was dead-lettered."""
+    envelope = delivery(direction="outbound\ud800", durationSeconds=10**30)
+    envelope["data"]["id"] += "\udfff"
+    envelope["deliveryId"] = "d\ud800"
+    call_id = envelope["data"]["id"]
+    body = push_body(
+        encode(envelope, ascii_only=True), {"event": "call.ended", "source": "webhook"}
+    )
+    assert [push(client, body) for _ in range(2)] == [200, 200]
+
+    entry = index.get(call_key(call_id))
+    assert entry["callId"] == call_id.replace("\udfff", "\\udfff")
+    assert (entry["direction"], entry["durationSeconds"]) == ("outbound\\ud800", "1" + "0" * 30)
+    assert entry["deliveryIds"] == ["d\\ud800"] and entry["transcriptStatus"] == "archived"
+    stored = json.loads(archive_bucket.blob(prefix_of(envelope) + "call.json").download_as_bytes())
+    assert stored["direction"] == "outbound\ud800"  # the object keeps the escape as JSON
+
+
+def test_a_call_id_with_a_lone_surrogate_is_asked_of_the_api(
+    client, archive_bucket, index, sandbox
+):
+    envelope = delivery(transcript=None)  # hasTranscript true: the API is asked for it
+    envelope["data"]["id"] += "\ud800"
+    body = push_body(encode(envelope, ascii_only=True))
+    assert push(client, body) == 200  # the API does not know it: unavailable, not a crash
+    assert index.get(call_key(envelope["data"]["id"]))["transcriptStatus"] == "unavailable"
+    [asked] = [r["path"] for r in sandbox.state.requests("/v1/")]  # as the sandbox decoded it
+    assert asked.startswith(f"/v1/voice/calls/{envelope['data']['id'][:-1]}")

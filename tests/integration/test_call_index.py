@@ -12,7 +12,13 @@ import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from tests.support.payloads import PHONE_HASH_KEY
-from ttma_relay.adapters.call_index import KNOWN_SOURCES, CallIndex, call_defaults, call_metadata
+from ttma_relay.adapters.call_index import (
+    KNOWN_SOURCES,
+    CallIndex,
+    call_defaults,
+    call_metadata,
+    storable,
+)
 from ttma_relay.contract.messages import Source
 
 pytestmark = pytest.mark.emulator
@@ -171,3 +177,86 @@ def test_a_nested_map_is_merged_not_replaced(index) -> None:
     index.record("k", {"usage": {"turnCount": 3, "inputTokens": 10}})
     index.record("k", {"usage": {"turnCount": 4}})
     assert index.get("k")["usage"] == {"turnCount": 4, "inputTokens": 10}
+
+
+# --- values JSON allows and Firestore cannot hold (``storable``) ------------------------------
+
+LONE = "\ud800"  # a lone surrogate: only a JSON escape (``"\ud800"``) makes one
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "index_field"),
+    [
+        ("direction", f"outbound{LONE}", "direction"),
+        ("status", f"x{LONE}y", "status"),
+        ("endedReason", f"{LONE}botHangup", "endedReason"),
+        ("id", f"v3:x{LONE}", "callId"),
+        ("task", {"script": f"debt{LONE}", "facts": {"k": LONE}}, "taskScript"),
+        ("quality", {"grade": f"A{LONE}\udfff"}, "quality.grade"),
+    ],
+)
+def test_a_lone_surrogate_is_stored_as_its_escape_text(index, field, value, index_field) -> None:
+    data = call(**{field: value})
+    assert index_call(index, "k", data)  # a Firestore write that fails raises instead
+
+    held = index.get("k")
+    for name in index_field.split("."):
+        held = held[name]
+    expected = {"task": "debt\\ud800", "quality": "A\\ud800\\udfff"}.get(field)
+    assert held == (expected or value.replace(LONE, "\\ud800"))
+    assert not index_call(index, "k", data)  # a redelivery: the stored form, compared
+
+
+def test_a_lone_surrogate_in_the_agent_number_or_the_delivery_id_is_escaped(index) -> None:
+    data = call(direction="outbound", callerNumber=f"+1647{LONE}")
+    fields = call_metadata(data, phone_hash_key=PHONE_HASH_KEY)
+    assert index.record("k", fields, delivery_id=f"d{LONE}", defaults=call_defaults(data, None))
+    entry = index.get("k")
+    assert (entry["agentNumber"], entry["deliveryIds"]) == ("+1647\\ud800", ["d\\ud800"])
+    assert not index.record("k", fields, delivery_id=f"d{LONE}")
+
+
+@pytest.mark.parametrize(
+    ("value", "held"),
+    [
+        (2**63, "9223372036854775808"),
+        (-(2**63) - 1, "-9223372036854775809"),
+        (10**30, "1" + "0" * 30),
+        (2**63 - 1, 2**63 - 1),  # int64's own bounds stay integers
+        (-(2**63), -(2**63)),
+    ],
+)
+def test_an_integer_beyond_64_bits_is_stored_as_its_decimal_text(index, value, held) -> None:
+    data = call(durationSeconds=value, usage={"turnCount": value, "inputTokens": 7})
+    assert index_call(index, "k", data)
+    entry = index.get("k")
+    assert entry["durationSeconds"] == held and type(entry["durationSeconds"]) is type(held)
+    assert entry["usage"] == {"turnCount": held, "inputTokens": 7}
+    assert not index_call(index, "k", data)
+
+
+def test_storable_changes_only_what_firestore_cannot_hold() -> None:
+    moment = datetime(2026, 5, 25, tzinfo=UTC)
+    value = {
+        f"k{LONE}": [f"a{LONE}b", 2**64, True, False, 1.5, None, moment, "é😀", "a\\ud800"],
+        "n": {"m": -(2**70)},
+    }
+    assert storable(value) == {
+        "k\\ud800": ["a\\ud800b", str(2**64), True, False, 1.5, None, moment, "é😀", "a\\ud800"],
+        "n": {"m": str(-(2**70))},
+    }
+    assert storable(True) is True and storable(2**63 - 1) == 2**63 - 1
+
+
+def test_a_nan_redelivered_writes_nothing(index, firestore_client, calls_collection) -> None:
+    """JSON parsers read ``NaN``; NaN is not equal to itself, so a redelivery used to rewrite
+    the document (``updatedAt`` too) every time."""
+    data = call(
+        durationSeconds=float("nan"), quality={"grade": "A", "p50ResponseLatencyMs": float("nan")}
+    )
+    assert index_call(index, "k", data)
+    reference = firestore_client.collection(calls_collection).document("k")
+    first = reference.get()
+    assert not index_call(index, "k", data)
+    assert reference.get().update_time == first.update_time
+    assert index_call(index, "k", call(durationSeconds=1.5))  # a number after all: written

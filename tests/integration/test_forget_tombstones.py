@@ -99,3 +99,12 @@ def test_the_index_holds_the_other_partys_number_only_as_a_keyed_hash_and_expire
     assert other.lstrip("+") not in json.dumps(entry, default=str)
     expires = entry["expireAt"] - started
     assert timedelta(days=365) <= expires < timedelta(days=365, minutes=5)  # CALL_RETENTION_DAYS
+
+
+def test_a_call_id_with_a_lone_surrogate_can_be_forgotten_and_looked_up(tombstones):
+    """The archivers ask about every call id they are sent, a JSON escape's lone surrogate
+    included: its marker id is a hash of its ``surrogatepass`` bytes, not an encoding error."""
+    assert not tombstones.is_forgotten("v3:x\ud800")
+    tombstones.forget("v3:x\ud800", [])
+    assert tombstones.is_forgotten("v3:x\ud800") and not tombstones.is_forgotten("v3:x")
+    assert forgotten_marker_id("v3:x\ud800").startswith("_forgotten-sha256-")

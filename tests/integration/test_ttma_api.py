@@ -140,6 +140,14 @@ def test_not_found(client: TtmaClient) -> None:
     assert caught.value.status == 404 and not caught.value.transient
 
 
+def test_a_call_id_with_a_lone_surrogate_is_asked_for_as_its_bytes(client: TtmaClient) -> None:
+    """A JSON escape makes such an id (the archivers receive whatever the message holds); its
+    path used to fail to encode, a crash the archivers' redeliveries repeated for ever."""
+    for ask in (client.get_call, client.get_recording_url):
+        with pytest.raises(NotFoundError):
+            ask("v3:x\ud800")
+
+
 def test_unknown_key_is_unauthorized_and_never_echoed(sandbox: SandboxHandle) -> None:
     bad_key = "mbn_live_0123456789abcdef0123456789abcdef"
     with make_client(sandbox, bad_key) as api, pytest.raises(UnauthorizedError) as caught:

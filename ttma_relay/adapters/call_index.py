@@ -22,10 +22,17 @@ own number (the customer's TTMA deployment) is kept as ``agentNumber``; the othe
 as ``partyNumberHashes``, keyed hashes that ``ttma-relay forget --phone`` looks up
 (``contract.party_numbers``). ``expireAt`` (a default: set once, when the call is first
 indexed) lets a Firestore TTL policy delete the document after the retention period.
+
+Every value is written in a form Firestore can store (``storable``): JSON allows strings with
+a lone surrogate (``"\\ud800"``) and integers of any size, which Firestore cannot hold (gRPC
+sends strings as UTF-8; integers are 64-bit), and a write that fails every time would have the
+message redelivered until it is dead-lettered. Such a string is stored with each lone
+surrogate as its escape text, such an integer as its decimal text.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import partial
@@ -52,6 +59,33 @@ _COPIED_FIELDS = (
 )
 _USAGE_FIELDS = ("turnCount", "inputTokens", "outputTokens")
 _QUALITY_FIELDS = ("grade", "p50ResponseLatencyMs", "p95ResponseLatencyMs")
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def storable(value: Any) -> Any:
+    """``value`` in a form Firestore can store, everything else unchanged.
+
+    A string keeps every character but a lone surrogate (only a JSON escape makes one; it has
+    no UTF-8 form), which becomes its six-character escape text: ``"a\\ud800"`` is stored as
+    ``a\\ud800`` with a backslash (``str.encode("utf-8", "backslashreplace")``, which changes
+    nothing else; a valid surrogate pair has already been joined into one character by the
+    JSON parser). An integer outside int64 is stored as its decimal text, ``True`` and
+    ``False`` stay booleans. Maps (keys too) and lists are converted member by member;
+    timestamps, floats and Firestore's sentinels (``SERVER_TIMESTAMP``, ``ArrayUnion``) pass.
+    """
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if INT64_MIN <= value <= INT64_MAX else str(value)
+    if isinstance(value, Mapping):
+        return {storable(name): storable(member) for name, member in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [storable(member) for member in value]
+    return value
 
 
 def _scalar(value: Any) -> bool:
@@ -119,12 +153,14 @@ def call_defaults(
 
 def _same(current: Mapping[str, Any], name: str, wanted: Any) -> bool:
     """Whether ``current`` already holds ``wanted`` under ``name``; a missing field is not
-    ``None``, and ``True`` is not ``1``."""
+    ``None``, ``True`` is not ``1``, and a NaN (JSON parsers read ``NaN``) is the NaN stored."""
     if name not in current:
         return False
     value = current[name]
     if isinstance(wanted, Mapping):
         return isinstance(value, Mapping) and all(_same(value, k, v) for k, v in wanted.items())
+    if isinstance(wanted, float) and math.isnan(wanted):
+        return isinstance(value, float) and math.isnan(value)
     return isinstance(value, bool) == isinstance(wanted, bool) and bool(value == wanted)
 
 
@@ -206,17 +242,18 @@ class CallIndex:
         ``status_field`` names the status in ``fields`` that must not leave ``archived``:
         when the document already says ``archived`` there, that field and everything else in
         ``fields`` describing the archived object are left alone. ``defaults`` are written
-        only where the document has no such field (and ``fields`` does not set it).
+        only where the document has no such field (and ``fields`` does not set it). Every value
+        is written as ``storable`` makes it.
         """
         if status_field is not None and fields.get(status_field) not in STATUSES:
             raise ValueError(f"{status_field} must be one of {sorted(STATUSES)}")
         reference = self.document(key)
-        plan: Plan = partial(
+        plan: Plan = partial(  # in stored form: compared with the document as Firestore holds it
             _planned_update,
-            fields=fields,
-            delivery_id=delivery_id,
+            fields=storable(fields),
+            delivery_id=storable(delivery_id),
             status_field=status_field,
-            defaults=defaults or {},
+            defaults=storable(defaults or {}),
         )
         for attempt in range(1, MAX_WRITE_ATTEMPTS + 1):
             snapshot = reference.get()

@@ -108,11 +108,13 @@ def delivery_document_id(delivery_id: str) -> str:
     """Firestore document id for a delivery id: itself when safe, else a stable hash.
 
     Ids with '/' or reserved forms (``__x__``) cannot be document ids; hashing keeps them
-    deduplicated instead of refusing (and so losing) a delivery with an unusual id.
+    deduplicated instead of refusing (and so losing) a delivery with an unusual id. A lone
+    surrogate (a JSON escape; the archivers' call ids can hold one) is hashed as its
+    ``surrogatepass`` bytes: any other id hashes exactly as its UTF-8.
     """
     if _SAFE_DOC_ID.fullmatch(delivery_id) and not delivery_id.startswith("__"):
         return delivery_id
-    return "sha256-" + hashlib.sha256(delivery_id.encode("utf-8")).hexdigest()
+    return "sha256-" + hashlib.sha256(delivery_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class DeliveryClaims:

@@ -403,7 +403,8 @@ class TtmaClient:
     def _call_path(self, call_id: str) -> str:
         if not isinstance(call_id, str) or not call_id.strip():
             raise InvalidRequestError("call_id must be a non-empty string")
-        return f"{CALLS_PATH}/{quote(call_id, safe='')}"
+        # surrogatepass: an id with a lone surrogate (a JSON escape) is asked for as its bytes
+        return f"{CALLS_PATH}/{quote(call_id, safe='', errors='surrogatepass')}"
 
     def _get_json(
         self, path: str, *, what: str, params: dict[str, str] | None = None
