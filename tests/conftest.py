@@ -22,10 +22,13 @@ every run until it is fixed. Tests set only ``max_examples``. ``pytest
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck
@@ -33,6 +36,7 @@ from hypothesis import settings as hypothesis_settings
 
 from devstack.emulators import EmulatorError, build_emulators
 from tests.support import message_schema
+from ttma_relay import logs
 from ttma_relay.adapters.publisher import CallEventPublisher
 
 pytest_plugins = [
@@ -196,3 +200,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if reporter.stats.get("skipped") and exitstatus == 0:
         session.exitstatus = 1
+
+
+@pytest.fixture
+def log_lines(request: pytest.FixtureRequest) -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """The JSON log lines written so far in the test; scanned for secrets and personal data
+    at the end of the session (``tests/fixtures/pii_scan.py``), as every other log is."""
+    from tests.fixtures import pii_scan  # a plugin (``pytest_plugins``): imported as one first
+
+    stream = io.StringIO()
+    logs.set_stream(stream)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    logs.set_stream(None)
+    pii_scan.scan_text(request.node.nodeid, "ttma_relay log lines", stream.getvalue())

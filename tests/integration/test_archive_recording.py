@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import tracemalloc
 from datetime import UTC, datetime, timedelta
@@ -27,7 +26,6 @@ from tests.support.archive import (
 )
 from tests.support.paths import REPO_ROOT
 from tests.support.payloads import PHONE_HASH_KEY
-from ttma_relay import logs
 from ttma_relay.adapters.archive_store import ArchiveStore, ContentRejected
 from ttma_relay.adapters.call_index import CallIndex
 from ttma_relay.adapters.ttma_api import TtmaClient
@@ -70,14 +68,6 @@ def make_deps(sandbox, archive_bucket, index, tombstones):
     yield make
     for api in clients:
         api.close()
-
-
-@pytest.fixture
-def log_lines():
-    stream = io.StringIO()
-    logs.set_stream(stream)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    logs.set_stream(None)
 
 
 def run(deps: ArchiveDeps, envelope) -> str:

@@ -3,7 +3,6 @@ emulators and the vendor sandbox."""
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
 
@@ -25,7 +24,6 @@ from tests.support.archive import (
 )
 from tests.support.paths import REPO_ROOT
 from tests.support.payloads import PHONE_HASH_KEY, delivery
-from ttma_relay import logs
 from ttma_relay.adapters.archive_store import ArchiveStore
 from ttma_relay.adapters.call_index import CallIndex
 from ttma_relay.adapters.ttma_api import TtmaClient
@@ -48,14 +46,6 @@ def client(archive_env):
 @pytest.fixture
 def index(firestore_client, calls_collection) -> CallIndex:
     return CallIndex(firestore_client, calls_collection)
-
-
-@pytest.fixture
-def log_lines():
-    stream = io.StringIO()
-    logs.set_stream(stream)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    logs.set_stream(None)
 
 
 def push(client, body) -> int:

@@ -8,7 +8,6 @@ and an expiry. (tests/e2e/test_cli_forget.py runs ``forget`` itself on the local
 
 from __future__ import annotations
 
-import io
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -18,7 +17,6 @@ import pytest
 from tests.support.archive import object_names, push_for
 from tests.support.paths import REPO_ROOT
 from tests.support.payloads import PHONE_HASH_KEY, delivery
-from ttma_relay import logs
 from ttma_relay.adapters.call_index import CallIndex
 from ttma_relay.adapters.deliveries import (
     AlreadyPublished,
@@ -30,14 +28,6 @@ from ttma_relay.contract.call_keys import call_key
 from ttma_relay.contract.party_numbers import number_hash
 
 pytestmark = pytest.mark.emulator
-
-
-@pytest.fixture
-def log_lines():
-    stream = io.StringIO()
-    logs.set_stream(stream)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    logs.set_stream(None)
 
 
 def app(target: str):

@@ -4,24 +4,12 @@ has a builder for every row."""
 
 from __future__ import annotations
 
-import io
-import json
-
 import pytest
 
 from handlers import wiring
-from ttma_relay import logs
 from ttma_relay.functions import NAMES
 
 pytestmark = pytest.mark.emulator
-
-
-@pytest.fixture
-def log_lines():
-    stream = io.StringIO()
-    logs.set_stream(stream)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    logs.set_stream(None)
 
 
 def test_every_function_of_the_table_has_a_builder():

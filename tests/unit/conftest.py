@@ -8,15 +8,11 @@ of starting one.
 
 from __future__ import annotations
 
-import io
-import json
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
 from handlers.subscriber import ArchiveDeps
-from tests.fixtures import pii_scan
 from tests.support import message_schema
 from tests.support.payloads import PHONE_HASH_KEY
 from tests.unit.fakes import (
@@ -28,7 +24,6 @@ from tests.unit.fakes import (
     FakeTtmaClient,
     ManualClock,
 )
-from ttma_relay import logs
 from ttma_relay.settings import ArchiveSettings, GoogleSettings
 
 
@@ -82,17 +77,6 @@ def tombstones(clock: ManualClock, journal: list[str]) -> FakeCallTombstones:
 @pytest.fixture
 def api(clock: ManualClock, journal: list[str]) -> FakeTtmaClient:
     return FakeTtmaClient(clock=clock, journal=journal)
-
-
-@pytest.fixture
-def log_lines(request: pytest.FixtureRequest) -> Iterator[Callable[[], list[dict[str, Any]]]]:
-    """The JSON log lines written so far in the test; scanned for secrets and personal data
-    at the end of the session (``tests/fixtures/pii_scan.py``), as every other log is."""
-    stream = io.StringIO()
-    logs.set_stream(stream)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    logs.set_stream(None)
-    pii_scan.scan_text(request.node.nodeid, "ttma_relay log lines", stream.getvalue())
 
 
 @pytest.fixture

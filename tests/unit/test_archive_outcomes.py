@@ -6,7 +6,6 @@ index or the vendor API is touched (``deps`` is ``None`` here, so touching them 
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import typing
@@ -21,7 +20,6 @@ from handlers.subscriber import ARCHIVE_OUTCOMES, NOT_A_PUSH, run_subscriber
 from tests.support.archive import cloud_event, encode, push_body, push_for
 from tests.support.paths import REPO_ROOT
 from tests.support.payloads import delivery
-from ttma_relay import logs
 from ttma_relay.adapters import call_index
 from ttma_relay.contract import messages
 from ttma_relay.contract.call_event import (
@@ -33,14 +31,6 @@ from ttma_relay.contract.call_event import (
 from ttma_relay.contract.messages import message_attributes
 
 HANDLERS = {"archive_transcript": archive_transcript, "archive_recording": archive_recording}
-
-
-@pytest.fixture
-def log_lines():
-    stream = io.StringIO()
-    logs.set_stream(stream)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    logs.set_stream(None)
 
 
 def without_event(envelope: dict[str, Any]) -> dict[str, Any]:

@@ -11,8 +11,6 @@ any attempt would fail the request rather than pass unnoticed).
 from __future__ import annotations
 
 import http.server
-import io
-import json
 import threading
 from types import SimpleNamespace
 from typing import ClassVar
@@ -29,7 +27,6 @@ from handlers import wiring
 from handlers.reconcile import ReconcileDeps
 from tests.support.paths import REPO_ROOT
 from tests.support.payloads import SECRET
-from ttma_relay import logs
 
 ROOT = REPO_ROOT
 CLOSED = "127.0.0.1:9"  # the discard port: nothing listens on loopback
@@ -50,14 +47,6 @@ def client(monkeypatch):
     app = functions_framework.create_app(target="ingest", source=str(ROOT / "main.py"))
     yield app.test_client()
     wiring.reset()
-
-
-@pytest.fixture
-def log_lines():
-    stream = io.StringIO()
-    logs.set_stream(stream)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    logs.set_stream(None)
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
