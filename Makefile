@@ -59,10 +59,19 @@ deploy-proof: venv ## the zip Terraform deploys, on python312, with its env, end
 bench: venv ## benchmarks side by side with their floors (~10 min): table, ratios, bench/results/
 	$(BIN)/python -m bench $(SECTIONS)
 
-fuzz: venv ## fuzz ingest at the HTTP edge, long (TTMA_FUZZ_EXAMPLES=100000); reports in .devstack/fuzz/
+# Cases per fuzzer for `make fuzz` (CI runs each with its own small default).
+FUZZ_INGEST ?= 100000
+FUZZ_ARCHIVE ?= 5000
+FUZZ_UNITS ?= 20000
+fuzz: venv ## every fuzzer, long (FUZZ_INGEST=100000 ...); reports in .devstack/fuzz/
 	@mkdir -p .devstack/fuzz
-	TTMA_FUZZ_EXAMPLES=$${TTMA_FUZZ_EXAMPLES:-100000} TTMA_FUZZ_REPORT_DIR=.devstack/fuzz \
-		$(BIN)/pytest -q -s tests/integration/test_ingest_fuzz.py
+	TTMA_FUZZ_EXAMPLES=$(FUZZ_UNITS) TTMA_FUZZ_REPORT_DIR=.devstack/fuzz $(BIN)/pytest -q \
+		tests/unit/test_transcript_turns.py tests/unit/test_call_event_fuzz.py -k fuzz
+	TTMA_FUZZ_EXAMPLES=$(FUZZ_ARCHIVE) TTMA_FUZZ_REPORT_DIR=.devstack/fuzz \
+		$(BIN)/pytest -q tests/integration/test_archive_fuzz.py
+	TTMA_FUZZ_EXAMPLES=$(FUZZ_INGEST) TTMA_FUZZ_REPORT_DIR=.devstack/fuzz \
+		$(BIN)/pytest -q tests/integration/test_ingest_fuzz.py
+	@cat .devstack/fuzz/fuzz-*.json
 
 clean: ## remove the venv and local state
 	rm -rf $(VENV) .devstack .pytest_cache .ruff_cache .hypothesis

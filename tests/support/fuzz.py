@@ -21,9 +21,13 @@ EXAMPLES_ENV = "TTMA_FUZZ_EXAMPLES"
 REPORT_DIR_ENV = "TTMA_FUZZ_REPORT_DIR"
 
 
-def examples(ci_default: int) -> int:
-    """The number of cases: ``TTMA_FUZZ_EXAMPLES`` when set, else ``ci_default``."""
-    return int(os.environ.get(EXAMPLES_ENV) or ci_default)
+def examples(ci_default: int, *, long_share: float = 1.0) -> int:
+    """The number of cases: ``ci_default``, or for a long run (``TTMA_FUZZ_EXAMPLES=N``)
+    ``N * long_share`` (at least 1): a fuzzer whose cases cost seconds takes a share."""
+    long_run = os.environ.get(EXAMPLES_ENV)
+    if not long_run:
+        return ci_default
+    return max(1, int(int(long_run) * long_share))
 
 
 def fuzz_settings(max_examples: int) -> settings:

@@ -149,7 +149,7 @@ def test_rendered_turns_parse_back(spoken: list[tuple[str, str]]) -> None:
 
 FUZZ_TURNS = examples(300)
 FUZZ_NON_STRINGS = examples(200)
-FUZZ_MEGABYTES = examples(2)  # drawn cases; the @example ones below run as well
+FUZZ_MEGABYTES = examples(2, long_share=0.03)  # drawn cases, ~0.25 s each; @examples too
 LINE_BREAKS = frozenset(  # every line break Unicode has is in the BMP
     chr(code) for code in range(0x10000) if len(f"a{chr(code)}b".splitlines()) == 2
 )
