@@ -4,7 +4,6 @@ write that changes nothing leaves the document (``updatedAt`` included) alone.""
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -13,13 +12,11 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from tests.support.payloads import PHONE_HASH_KEY
 from ttma_relay.adapters.call_index import (
-    KNOWN_SOURCES,
     CallIndex,
     call_defaults,
     call_metadata,
     storable,
 )
-from ttma_relay.contract.messages import Source
 
 pytestmark = pytest.mark.emulator
 ENDED = datetime(2026, 5, 25, 14, 35, 12, tzinfo=UTC)
@@ -48,10 +45,6 @@ def index_call(index: CallIndex, key: str, data: dict, source: str | None = "web
         delivery_id=f"d-{key}",
         defaults=call_defaults(data, source),
     )
-
-
-def test_known_sources_are_the_publishers_sources() -> None:
-    assert frozenset(typing.get_args(Source)) == KNOWN_SOURCES
 
 
 def test_recording_available_is_copied_as_the_vendor_said_it(index) -> None:
