@@ -35,15 +35,15 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 
 from devstack.functions import start_function
+from devstack.stack.services import WARMED_LOG_TEXT
 from tests.support.archive_fuzz import ABSENT, CANARY, NOW, Case, Ledger, cases
-from tests.support.fuzz import examples, fuzz_settings
+from tests.support.fuzz import LogTail, examples, fuzz_settings
 from tests.support.fuzz import write_report as report_fuzz
 from tests.support.payloads import PHONE_HASH_KEY
 from tests.support.raw_http import RawResponse, exchange, request_bytes
@@ -60,29 +60,11 @@ histogram: Counter[str] = Counter()
 @dataclass
 class Target:
     port: int
-    log_path: Path
+    log: LogTail
     bucket: Any
     index: Any
-    log_offset: int = 0
     cases: int = 0
     ledger: Ledger = field(default_factory=Ledger)
-
-    def new_log(self) -> str:
-        with self.log_path.open("rb") as log:
-            log.seek(self.log_offset)
-            text = log.read()
-        self.log_offset += len(text)
-        return text.decode("utf-8", "replace")
-
-
-def wait_for_warm_up(log_path: Path, timeout: float = 60.0) -> None:
-    """Until the worker has logged ``warmed``: its line then is not any case's."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if '"outcome":"warmed"' in log_path.read_text(errors="replace"):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{FUNCTION} did not warm up: {log_path.read_text()[-1500:]}")
 
 
 @pytest.fixture(scope="module")
@@ -104,9 +86,10 @@ def target(emulators, storage_client, firestore_client, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("fuzz-archive") / f"{FUNCTION}.log"
     function = start_function(FUNCTION, env, log_path)
     try:
-        wait_for_warm_up(log_path)
-        served = Target(function.port, log_path, bucket, CallIndex(firestore_client, collection))
-        served.new_log()
+        log = LogTail(log_path)
+        log.wait_for(WARMED_LOG_TEXT)  # its line then is not any case's
+        served = Target(function.port, log, bucket, CallIndex(firestore_client, collection))
+        log.new()
         yield served
     finally:
         function.stop()
@@ -159,7 +142,7 @@ def send(served: Target, case: Case) -> tuple[RawResponse, float, str]:
     started = time.monotonic()
     response = exchange(served.port, data, timeout=BOUND_SECONDS + 5)
     seconds = time.monotonic() - started
-    return response, seconds, served.new_log()  # its log line is written before its answer
+    return response, seconds, served.log.new()  # its log line is written before its answer
 
 
 def run_case(served: Target, case: Case) -> None:

@@ -20,7 +20,6 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +28,7 @@ from hypothesis import strategies as st
 
 import verify
 from devstack.functions import start_function
-from tests.support.fuzz import examples, fuzz_settings
+from tests.support.fuzz import LogTail, examples, fuzz_settings
 from tests.support.fuzz import write_report as report_fuzz
 from tests.support.payloads import SECRET, delivery
 from tests.support.pubsub import pull_all
@@ -453,16 +452,7 @@ def cases(draw: st.DrawFn) -> Case:
 @dataclass
 class Target:
     port: int
-    log_path: Path
-    log_offset: int = 0
-    accepted: int = 0
-
-    def new_log(self) -> str:
-        with self.log_path.open("rb") as log:
-            log.seek(self.log_offset)
-            text = log.read()
-        self.log_offset += len(text)
-        return text.decode("utf-8", "replace")
+    log: LogTail
 
 
 @pytest.fixture(scope="module")
@@ -482,7 +472,7 @@ def target(emulators, publisher_client, subscriber_client, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("fuzz") / "ingest.log"
     function = start_function("ingest", env, log_path, threads=4)
     try:
-        yield Target(function.port, log_path), subscription
+        yield Target(function.port, LogTail(log_path)), subscription
     finally:
         function.stop()
 
@@ -556,7 +546,7 @@ def test_no_request_at_the_http_edge_gets_a_5xx_an_echo_or_a_log_of_its_content(
             b"", case.headers, method=case.method, path=case.path, framing=case.framing
         )
         response = exchange(served.port, data)
-        check(case, response, served.new_log())
+        check(case, response, served.log.new())
         if cases_run() % 1000 == 0:
             write_report(started, published=None)  # a long run can be followed (and stopped)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -62,3 +63,29 @@ def write_report(
         Path(folder).mkdir(parents=True, exist_ok=True)
         Path(folder, f"fuzz-{name}.json").write_text(report + "\n")
     return report
+
+
+class LogTail:
+    """A served function's log file, read on from where the last read stopped: what one case
+    made the function log."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def new(self) -> str:
+        """What the log gained since the last call."""
+        with self.path.open("rb") as log:
+            log.seek(self.offset)
+            text = log.read()
+        self.offset += len(text)
+        return text.decode("utf-8", "replace")
+
+    def wait_for(self, text: str, timeout: float = 60.0) -> None:
+        """Until the whole log holds ``text`` (e.g. the worker's ``warmed`` line)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.path.read_text(errors="replace"):
+            if time.monotonic() > deadline:
+                tail = self.path.read_text(errors="replace")[-1500:]
+                raise AssertionError(f"{text!r} not logged in {timeout} s: {tail}")
+            time.sleep(0.1)
